@@ -1,0 +1,2 @@
+// Package session is reserved for a later issue; see README.md.
+package session

@@ -1,0 +1,167 @@
+// Command kvsgate is a self-hosted Amazon Kinesis Video Streams gateway.
+//
+//	kvsgate serve [--listen 127.0.0.1:8080] [--data-dir ./data] [--public-url URL] [--demo]
+//	kvsgate put --endpoint URL --stream NAME [--create] [--realtime] [--loop] FILE.mkv
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/kvsgate/kvsgate/fragments"
+	"github.com/kvsgate/kvsgate/fragments/producer"
+	"github.com/kvsgate/kvsgate/fragments/sqlindex"
+	"github.com/kvsgate/kvsgate/web"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(os.Args[2:])
+	case "put":
+		err = put(os.Args[2:])
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kvsgate:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, `usage:
+  kvsgate serve [--listen 127.0.0.1:8080] [--data-dir ./data] [--public-url URL] [--credentials FILE] [--demo]
+  kvsgate put --endpoint URL --stream NAME [--create] [--realtime] [--loop] FILE.mkv`)
+	os.Exit(2)
+}
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
+	dataDir := fs.String("data-dir", "./data", "where fragments and the index are kept")
+	publicURL := fs.String("public-url", "", "URL GetDataEndpoint returns (default: http://<listen address>)")
+	credFile := fs.String("credentials", "", "AWS shared-credentials file with the keys to accept (default: env KVSGATE_ACCESS_KEY_ID / KVSGATE_SECRET_ACCESS_KEY; none: no auth)")
+	region := fs.String("region", "us-west-2", "region in stream ARNs")
+	account := fs.String("account", "000000000000", "account id in stream ARNs")
+	maxFragDur := fs.Duration("max-fragment-duration", 20*time.Second, "longest fragment accepted (PutMedia error 4002)")
+	demo := fs.Bool("demo", false, "create the stream 'demo' and feed it forever from the bundled sample clip")
+	verbose := fs.Bool("v", false, "debug logging")
+	fs.Parse(args)
+
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+
+	creds, err := web.LoadCredentials(*credFile)
+	if err != nil {
+		return err
+	}
+	verifier := web.NewVerifier(creds)
+	if verifier.Open() {
+		log.Warn("NO CREDENTIALS CONFIGURED: every request is accepted unsigned. Set --credentials or KVSGATE_ACCESS_KEY_ID/KVSGATE_SECRET_ACCESS_KEY to require SigV4.")
+	}
+
+	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
+		return err
+	}
+	idx, err := sqlindex.Open(filepath.Join(*dataDir, "index.db"))
+	if err != nil {
+		return err
+	}
+	store, err := fragments.NewStore(idx, fragments.DiskPayloads{Dir: filepath.Join(*dataDir, "payload")}, fragments.Config{
+		Region: *region, Account: *account, MaxFragmentDuration: *maxFragDur, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	if *publicURL == "" {
+		*publicURL = "http://" + ln.Addr().String()
+	}
+	srv := web.New(web.Config{PublicURL: *publicURL, Store: store, Verifier: verifier, Logger: log})
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	srv.SetReady()
+	log.Info("kvsgate serving", "listen", ln.Addr().String(), "data_dir", *dataDir, "data_endpoint", *publicURL)
+
+	if *demo {
+		go runDemo(ctx, log, *publicURL, creds, *region)
+	}
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight fragments")
+	store.Drain()
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		log.Warn("shutdown", "err", err)
+		hs.Close()
+	}
+	return store.Close()
+}
+
+func put(args []string) error {
+	fs := flag.NewFlagSet("put", flag.ExitOnError)
+	endpoint := fs.String("endpoint", "http://127.0.0.1:8080", "kvsgate (or KVS data) endpoint")
+	stream := fs.String("stream", "", "stream name")
+	create := fs.Bool("create", false, "create the stream if it does not exist")
+	realtime := fs.Bool("realtime", false, "pace frames by their timecodes")
+	loop := fs.Bool("loop", false, "repeat the file forever, timecodes continuing")
+	region := fs.String("region", "us-west-2", "SigV4 region")
+	fs.Parse(args)
+	if *stream == "" || fs.NArg() != 1 {
+		return errors.New("put needs --stream and one FILE.mkv")
+	}
+	f, err := os.Open(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	p := &producer.Progress{W: os.Stderr}
+	o := producer.Options{Endpoint: *endpoint, Stream: *stream, Create: *create, Realtime: *realtime, Loop: *loop, Region: *region, OnAck: p.OnAck}
+	if id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"); id != "" {
+		o.Credentials = &aws.Credentials{AccessKeyID: id, SecretAccessKey: secret, SessionToken: os.Getenv("AWS_SESSION_TOKEN")}
+	}
+	stats, err := producer.Put(ctx, f, o)
+	fmt.Fprintln(os.Stderr)
+	if stats != nil {
+		fmt.Fprintf(os.Stderr, "sent %d clusters, %d bytes; acks %v\n", stats.Clusters, stats.Bytes, stats.Acks)
+	}
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,125 @@
+package web
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kvsgate/kvsgate/fragments"
+	"github.com/labstack/echo/v4"
+)
+
+// PutMedia connection timing, as KVS behaves: IDLE acks while no data
+// arrives, and the request is closed after 30 s without data.
+var (
+	putIdleAckEvery = 3 * time.Second
+	putIdleTimeout  = 30 * time.Second
+)
+
+// putMedia is POST /putMedia: a chunked Matroska body in, a stream of JSON
+// acks out on the same connection while the body is still arriving.
+func (s *Server) putMedia(c echo.Context) error {
+	r := c.Request()
+	h := r.Header
+	// Everything that can fail as an HTTP error does so before the body is read.
+	if err := s.auth.Verify(r, ""); err != nil {
+		return err
+	}
+	st, err := s.resolve(streamRef{StreamName: h.Get("x-amzn-stream-name"), StreamARN: h.Get("x-amzn-stream-arn")})
+	if err != nil {
+		return err
+	}
+	opts := fragments.PutOptions{}
+	switch tc := strings.ToUpper(h.Get("x-amzn-fragment-timecode-type")); tc {
+	case "ABSOLUTE":
+	case "RELATIVE":
+		opts.Relative = true
+	default:
+		return invalidArg("x-amzn-fragment-timecode-type must be ABSOLUTE or RELATIVE")
+	}
+	if v := h.Get("x-amzn-producer-start-timestamp"); v != "" {
+		// A bad value is not fatal here: fragments that need it are
+		// rejected with error 4007, as KVS does.
+		opts.ProducerStart, opts.HasProducerStart = parseEpoch(strings.TrimSpace(v))
+	}
+
+	w := c.Response().Writer
+	rc := http.NewResponseController(w)
+	if err := rc.EnableFullDuplex(); err != nil {
+		return err
+	}
+	body := &activityReader{r: r.Body}
+	body.touch()
+	// The first read sends "100 Continue" to producers that wait for it;
+	// only then does the 200 go out (after it, a 100 would be too late).
+	br := bufio.NewReaderSize(body, 64<<10)
+	br.Peek(1)
+
+	c.Response().Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	c.Response().WriteHeader(http.StatusOK)
+	rc.Flush()
+
+	var mu sync.Mutex
+	buf := make([]byte, 0, 256)
+	ack := func(a fragments.Ack) error {
+		mu.Lock()
+		defer mu.Unlock()
+		buf = a.AppendJSON(buf[:0])
+		if _, err := w.Write(buf); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	opts.Abort = func() { rc.SetReadDeadline(time.Now()) }
+
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		lastIdle := time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				idle := now.Sub(body.last())
+				switch {
+				case idle >= putIdleTimeout:
+					opts.Abort()
+					return
+				case idle >= putIdleAckEvery && now.Sub(lastIdle) >= putIdleAckEvery:
+					lastIdle = now
+					ack(fragments.Ack{EventType: fragments.AckIdle})
+				}
+			}
+		}
+	}()
+	err = s.store.Put(r.Context(), st, opts, br, ack)
+	close(done)
+	if err != nil {
+		s.log.Info("putMedia ended with an error", "stream", st.Name, "request_id", requestID(c), "err", err)
+	}
+	return nil
+}
+
+// activityReader remembers when data last arrived.
+type activityReader struct {
+	r    io.Reader
+	nano atomic.Int64
+}
+
+func (a *activityReader) touch() { a.nano.Store(time.Now().UnixNano()) }
+
+func (a *activityReader) last() time.Time { return time.Unix(0, a.nano.Load()) }
+
+func (a *activityReader) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	if n > 0 {
+		a.touch()
+	}
+	return n, err
+}

@@ -1,0 +1,174 @@
+// Package web is kvsgate's HTTP layer: routing (echo), the AWS JSON request
+// and error model, SigV4, and the handlers that map API calls onto the
+// archive and the media packages.
+package web
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+
+	"github.com/google/uuid"
+	"github.com/kvsgate/kvsgate/fragments"
+	"github.com/labstack/echo/v4"
+)
+
+// Config configures the HTTP layer.
+type Config struct {
+	// PublicURL is what GetDataEndpoint returns, e.g. http://127.0.0.1:8080.
+	PublicURL string
+	Store     *fragments.Store
+	Verifier  *Verifier
+	Logger    *slog.Logger
+	// MaxJSONBody bounds JSON request bodies. Default 1 MiB.
+	MaxJSONBody int64
+}
+
+// Server serves the KVS API.
+type Server struct {
+	cfg   Config
+	e     *echo.Echo
+	store *fragments.Store
+	log   *slog.Logger
+	auth  *Verifier
+	ready atomic.Bool
+}
+
+// New builds the server and its routes.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxJSONBody == 0 {
+		cfg.MaxJSONBody = 1 << 20
+	}
+	if cfg.Verifier == nil {
+		cfg.Verifier = NewVerifier(nil)
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, auth: cfg.Verifier}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Pre(s.requestID)
+	s.e = e
+
+	e.GET("/healthz", func(c echo.Context) error {
+		if !s.ready.Load() {
+			return c.String(http.StatusServiceUnavailable, "starting\n")
+		}
+		return c.String(http.StatusOK, "ok\n")
+	})
+
+	// Control plane.
+	e.POST("/createStream", jsonAPI(s, s.createStream))
+	e.POST("/describeStream", jsonAPI(s, s.describeStream))
+	e.POST("/listStreams", jsonAPI(s, s.listStreams))
+	e.POST("/deleteStream", jsonAPI(s, s.deleteStream))
+	e.POST("/updateStream", jsonAPI(s, s.updateStream))
+	e.POST("/updateDataRetention", jsonAPI(s, s.updateDataRetention))
+	e.POST("/getDataEndpoint", jsonAPI(s, s.getDataEndpoint))
+	e.POST("/tagStream", jsonAPI(s, s.tagStream))
+	e.POST("/untagStream", jsonAPI(s, s.untagStream))
+	e.POST("/listTagsForStream", jsonAPI(s, s.listTagsForStream))
+	e.POST("/TagResource", jsonAPI(s, s.tagResource))
+	e.POST("/UntagResource", jsonAPI(s, s.untagResource))
+	e.POST("/ListTagsForResource", jsonAPI(s, s.listTagsForResource))
+
+	// Media and archived media.
+	e.POST("/putMedia", s.putMedia)
+	e.POST("/listFragments", jsonAPI(s, s.listFragments))
+	return s
+}
+
+// SetReady makes /healthz answer 200.
+func (s *Server) SetReady() { s.ready.Store(true) }
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler { return s.e }
+
+// DataEndpoint is the URL GetDataEndpoint returns.
+func (s *Server) DataEndpoint() string { return s.cfg.PublicURL }
+
+type ctxKey int
+
+const requestIDKey ctxKey = 0
+
+// requestID gives every request an id, sent back as x-amz-RequestId (and
+// x-amzn-RequestId, which the SDKs read) on successes and errors alike.
+func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := uuid.NewString()
+		c.Set("request_id", id)
+		h := c.Response().Header()
+		h.Set("x-amz-RequestId", id)
+		h.Set("x-amzn-RequestId", id)
+		return next(c)
+	}
+}
+
+func requestID(c echo.Context) string {
+	id, _ := c.Get("request_id").(string)
+	return id
+}
+
+// jsonAPI adapts a handler of one AWS JSON operation: it reads the body
+// (bounded), checks the signature, decodes the input and encodes the output.
+func jsonAPI[In any, Out any](s *Server, h func(ctx context.Context, in *In) (*Out, error)) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxJSONBody+1))
+		if err != nil {
+			return invalidArg("cannot read the request body: %v", err)
+		}
+		if int64(len(body)) > s.cfg.MaxJSONBody {
+			return invalidArg("request body larger than %d bytes", s.cfg.MaxJSONBody)
+		}
+		sum := sha256.Sum256(body)
+		if err := s.auth.Verify(r, hex.EncodeToString(sum[:])); err != nil {
+			return err
+		}
+		in := new(In)
+		if err := decodeJSON(body, in); err != nil {
+			return err
+		}
+		out, err := h(r.Context(), in)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, out)
+	}
+}
+
+// decodeJSON decodes an AWS JSON body. An empty body is an empty object.
+// Unknown fields are ignored (newer SDKs may send them); fields of the wrong
+// type and malformed JSON are InvalidArgumentException.
+func decodeJSON(body []byte, v any) error {
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return invalidArg("field %s: expected %s", te.Field, te.Type)
+		}
+		var ae *APIError
+		if errors.As(err, &ae) {
+			return ae
+		}
+		return invalidArg("malformed JSON: %v", err)
+	}
+	if dec.More() {
+		return invalidArg("malformed JSON: trailing data")
+	}
+	return nil
+}

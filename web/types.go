@@ -86,7 +86,7 @@ func parseEpoch(s string) (int64, bool) {
 	if err != nil || math.IsNaN(f) || f < 0 || f > maxEpochSeconds {
 		return 0, false
 	}
-	return int64(math.Round(f * 1e3)) * 1e6, true
+	return int64(math.Round(f*1e3)) * 1e6, true
 }
 
 // maxEpochSeconds keeps nanoseconds inside int64 (year 2262).

@@ -321,7 +321,8 @@ func (v *Verifier) verify(r *http.Request, bodySHA256 string) *AuthError {
 		got, err := parseAuthorization(req.Header.Get("Authorization"))
 		if err != nil || strings.Join(got.SignedHeaders, ";") != wantHeaders {
 			// A signed header is absent from the request, the list is not sorted,
-			// or it is one the signer cannot reproduce (content-length: 0).
+			// or it is one the signer cannot reproduce (content-length: 0). The
+			// signature would differ as well; this only skips further candidates.
 			return authErr(errMismatch, "")
 		}
 		if subtle.ConstantTimeCompare([]byte(got.Signature), []byte(auth.Signature)) == 1 {
@@ -333,10 +334,10 @@ func (v *Verifier) verify(r *http.Request, bodySHA256 string) *AuthError {
 
 // resignRequest builds the request handed to the SDK signer: r's method, path, raw
 // query and Host, and only the headers named in signed, stored under lower-case
-// keys (see Verifier). Net/http moves Host to r.Host and Transfer-Encoding to
-// r.TransferEncoding, and may drop "Connection: close" into r.Close; those are put
-// back when signed. X-Amz-Date is added by the signer itself and content-length is
-// conveyed through ContentLength.
+// keys (see Verifier). The net/http server moves Host to r.Host and
+// Transfer-Encoding to r.TransferEncoding (both put back here when signed); it
+// leaves Connection in r.Header for requests. X-Amz-Date is added by the signer
+// itself and content-length is conveyed through ContentLength.
 func resignRequest(r *http.Request, signed []string) *http.Request {
 	want := make(map[string]bool, len(signed))
 	for _, name := range signed {
@@ -356,9 +357,6 @@ func resignRequest(r *http.Request, signed []string) *http.Request {
 	}
 	if want["transfer-encoding"] && len(h["transfer-encoding"]) == 0 && len(r.TransferEncoding) > 0 {
 		h["transfer-encoding"] = append([]string(nil), r.TransferEncoding...)
-	}
-	if want["connection"] && len(h["connection"]) == 0 && r.Close {
-		h["connection"] = []string{"close"}
 	}
 	var contentLength int64
 	if want["content-length"] && r.ContentLength > 0 {

@@ -224,6 +224,9 @@ func TestVerify(t *testing.T) {
 		{name: "producer host with port", req: func(t *testing.T) *http.Request {
 			return producerRequest(t, testCreds, testTime, producerOpts{host: "127.0.0.1:8080"})
 		}},
+		{name: "producer host with default port", req: func(t *testing.T) *http.Request {
+			return producerRequest(t, testCreds, testTime, producerOpts{host: "kvsgate.local:80"})
+		}},
 		{name: "producer UNSIGNED-PAYLOAD", req: func(t *testing.T) *http.Request {
 			return producerRequest(t, testCreds, testTime, producerOpts{payloadHash: unsignedPayload})
 		}},

@@ -2,6 +2,8 @@ package web
 
 import (
 	"io"
+	"os"
+	"os/exec"
 	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
@@ -68,4 +70,20 @@ func (ts *testServer) Close() {
 	ts.http.Close()
 	ts.Store.Close()
 	ts.http = nil
+}
+
+// requireTool returns the path of an external tool the test drives (ffmpeg,
+// gst-launch-1.0, /usr/bin/aws). Missing, the test is skipped, unless
+// KVSGATE_REQUIRE_TOOLS=1 (set by `make test`, which installs them): then it fails.
+func requireTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if os.Getenv("KVSGATE_REQUIRE_TOOLS") == "1" {
+		t.Fatalf("%s is required (make test installs it): %v", name, err)
+	}
+	t.Skipf("%s not installed", name)
+	return ""
 }

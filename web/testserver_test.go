@@ -2,10 +2,10 @@ package web
 
 import (
 	"io"
-	"os"
-	"os/exec"
 	"log/slog"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 

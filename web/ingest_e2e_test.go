@@ -1638,3 +1638,118 @@ func TestIngestRejectedBeforeBody(t *testing.T) {
 		t.Errorf("%d fragments stored", n)
 	}
 }
+
+// TestIngestSecondPutReplacesFirst: a new PutMedia on a stream ends the one
+// in progress (its unfinished fragment is dropped); the new connection's
+// fragments are stored after the old one's.
+func TestIngestSecondPutReplacesFirst(t *testing.T) {
+	ts := newTestServer(t, nil, fragments.Config{})
+	ieCreateStream(t, ts, "camera", 24)
+	st := ieStream(t, ts, "camera")
+	hdr := iePutHeaders{Stream: "camera", TimecodeType: "ABSOLUTE", ProducerStart: ieProducerStart}
+	head := ieHeader(ieVideoTrack)
+
+	first := ieStartPut(t, ts, hdr)
+	first.write(ieJoin(head, ieCluster(ieBaseTC, ieVideo(0, 5, 40, 400)), ieEnd()))
+	first.requireOK()
+	a1 := first.untilPersisted(1)
+	n1 := a1[len(a1)-1].number(t)
+	// A fragment in progress when the second connection comes.
+	first.write(ieCluster(ieBaseTC+1000, ieVideo(0, 3, 40, 400)))
+	buf := first.until("BUFFERING of the second fragment", func(a ieAck) bool { return a.EventType == fragments.AckBuffering })
+	dropped := buf[len(buf)-1].number(t)
+
+	second := ieStartPut(t, ts, hdr)
+	second.write(ieJoin(head, ieCluster(ieBaseTC+2000, ieVideo(0, 5, 40, 400)), ieEnd()))
+	second.requireOK()
+	// The first request ends, without acking its unfinished fragment.
+	rest := first.rest()
+	for _, a := range ieWithoutIdle(rest) {
+		t.Errorf("replaced connection sent %s", a)
+	}
+	// What it sends now goes nowhere.
+	if err := first.tryWrite(ieJoin(ieVideo(120, 3, 40, 400), ieEnd())); err == nil {
+		t.Log("the replaced connection still accepted body bytes")
+	}
+	b1 := second.untilPersisted(1)
+	second.write(ieJoin(ieCluster(ieBaseTC+3000, ieVideo(0, 5, 40, 400)), ieEnd()))
+	b2 := second.untilPersisted(1)
+	second.closeBody()
+	if rest := ieWithoutIdle(second.rest()); len(rest) != 0 {
+		t.Errorf("acks after the last PERSISTED: %v", rest)
+	}
+	want := []uint64{n1, b1[len(b1)-1].number(t), b2[len(b2)-1].number(t)}
+	frags := ieIndexed(t, ts, st.ID)
+	var got []uint64
+	for i, f := range frags {
+		got = append(got, f.Number)
+		if f.Ordinal != int64(i+1) {
+			t.Errorf("fragment %d: ordinal %d", i, f.Ordinal)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("stored fragments %v, want %v (the first connection's, then the second's; %d dropped)", got, want, dropped)
+	}
+	if !(want[0] < dropped && dropped < want[1] && want[1] < want[2]) {
+		t.Errorf("fragment numbers %v around the dropped %d are not in ingest order", want, dropped)
+	}
+	wantTC := []int64{ieBaseTC, ieBaseTC + 2000, ieBaseTC + 3000}
+	for i, f := range frags {
+		if f.Timecode != wantTC[i] {
+			t.Errorf("fragment %d: timecode %d, want %d", i, f.Timecode, wantTC[i])
+		}
+	}
+	if s := ieSnapshot(t, ts, st.ID); s.onDisk != s.sizes {
+		t.Errorf("%d payload bytes on disk for %d bytes of fragments: the dropped fragment was kept", s.onDisk, s.sizes)
+	}
+}
+
+// TestIngestIdle: with the body open and no data, the server sends IDLE
+// acks, then closes the request after the idle timeout.
+func TestIngestIdle(t *testing.T) {
+	oldEvery, oldTimeout := putIdleAckEvery, putIdleTimeout
+	putIdleAckEvery, putIdleTimeout = time.Second, 3500*time.Millisecond
+	// Registered before the server, so it runs after the server is closed.
+	t.Cleanup(func() { putIdleAckEvery, putIdleTimeout = oldEvery, oldTimeout })
+	ts := newTestServer(t, nil, fragments.Config{})
+	ieCreateStream(t, ts, "idle", 24)
+	p := ieStartPut(t, ts, iePutHeaders{Stream: "idle", TimecodeType: "ABSOLUTE", ProducerStart: ieProducerStart})
+	p.write(ieJoin(ieHeader(ieVideoTrack), ieCluster(ieBaseTC, ieVideo(0, 5, 40, 400)), ieEnd()))
+	p.requireOK()
+	p.untilPersisted(1)
+	quiet := p.lastWrite
+	var idle []ieAck
+	var after []ieAck
+	for {
+		a, ok := p.next()
+		if !ok {
+			break
+		}
+		if a.EventType == fragments.AckIdle && len(after) == 0 {
+			idle = append(idle, a)
+			continue
+		}
+		after = append(after, a)
+	}
+	closed := time.Since(quiet)
+	if len(idle) < 2 {
+		t.Errorf("%d IDLE acks in %s without data, want at least 2", len(idle), closed)
+	}
+	for _, a := range idle {
+		if a.Raw != `{"EventType":"IDLE"}`+"\n" {
+			t.Errorf("IDLE ack %q", a.Raw)
+		}
+	}
+	if closed < putIdleTimeout || closed > putIdleTimeout+5*time.Second {
+		t.Errorf("request closed %s after the last data, idle timeout %s", closed, putIdleTimeout)
+	}
+	t.Logf("after the IDLE acks: %v", after)
+	for _, a := range after {
+		if a.EventType != fragments.AckError || a.ErrorID != fragments.ErrStreamRead {
+			t.Errorf("unexpected ack %s when the idle request is closed", a)
+		}
+	}
+	if n := len(ieIndexed(t, ts, ieStream(t, ts, "idle").ID)); n != 1 {
+		t.Errorf("%d fragments stored, want the 1 sent before going idle", n)
+	}
+}

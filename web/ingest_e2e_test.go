@@ -1715,7 +1715,7 @@ func TestIngestSecondPutReplacesFirst(t *testing.T) {
 // acks, then closes the request after the idle timeout.
 func TestIngestIdle(t *testing.T) {
 	oldEvery, oldTimeout := putIdleAckEvery, putIdleTimeout
-	putIdleAckEvery, putIdleTimeout = time.Second, 3500*time.Millisecond
+	putIdleAckEvery, putIdleTimeout = time.Second, 4500*time.Millisecond
 	// Registered before the server, so it runs after the server is closed.
 	t.Cleanup(func() { putIdleAckEvery, putIdleTimeout = oldEvery, oldTimeout })
 	ts := newTestServer(t, nil, fragments.Config{})
@@ -1789,5 +1789,69 @@ func TestIngestClientGoneMidFragment(t *testing.T) {
 	after := ieSnapshot(t, ts2, ieStream(t, ts2, "unplugged").ID)
 	if len(before.numbers) != 1 || !slices.Equal(after.numbers, before.numbers) || after.onDisk != after.sizes {
 		t.Fatalf("store after the disconnect: %+v (before: %+v), want the 1 complete fragment and its bytes only", after, before)
+	}
+}
+
+// TestIngestNewStreamHeaderMidBody: a producer that restarts its stream
+// (new codec data) sends a new EBML header and Tracks in the same body;
+// fragments after it are stored with the new header. BlockGroups with
+// BlockDuration give the samples their durations.
+func TestIngestNewStreamHeaderMidBody(t *testing.T) {
+	ts := newTestServer(t, nil, fragments.Config{})
+	ieCreateStream(t, ts, "restart", 24)
+	second := ieVideoTrack
+	second.CodecPrivate = []byte{1, 0x4D, 0, 0x1F, 0xFF, 0xE1, 0, 4, 0x67, 0x4D, 0, 0x1F, 1, 0, 2, 0x68, 0xEE}
+	second.Width, second.Height = 1280, 720
+	var groups []byte
+	for i := range 5 {
+		groups = append(groups, mkv.BlockGroup(1, int16(40*i), i == 0, 40, ieFrameData(1, int64(40*i), 700))...)
+	}
+	body := ieJoin(
+		ieHeader(ieVideoTrack), ieCluster(ieBaseTC, ieVideo(0, 5, 40, 500)), ieEnd(),
+		ieHeader(second), ieCluster(ieBaseTC+1000, groups), ieEnd())
+	p := ieStartPut(t, ts, iePutHeaders{Stream: "restart", TimecodeType: "ABSOLUTE", ProducerStart: ieProducerStart})
+	p.writeSplit(body, rand.New(rand.NewSource(5)))
+	p.closeBody()
+	p.requireOK()
+	acks := ieWithoutIdle(p.rest())
+	if len(acks) != 6 || acks[2].EventType != fragments.AckPersisted || acks[5].EventType != fragments.AckPersisted {
+		t.Fatalf("acks %v, want two fragments persisted", acks)
+	}
+	st := ieStream(t, ts, "restart")
+	frags := ieIndexed(t, ts, st.ID)
+	if len(frags) != 2 {
+		t.Fatalf("%d fragments", len(frags))
+	}
+	if frags[0].HeaderID == frags[1].HeaderID {
+		t.Fatalf("both fragments refer to header %d", frags[0].HeaderID)
+	}
+	for i, want := range []mkv.Track{ieVideoTrack, second} {
+		h, err := ts.Store.Index.Header(frags[i].HeaderID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(h.Tracks) != 1 || !bytes.Equal(h.Tracks[0].CodecPrivate, want.CodecPrivate) || h.Tracks[0].Width != want.Width {
+			t.Errorf("fragment %d: header tracks %+v, want %+v", i, h.Tracks, want)
+		}
+		if !bytes.HasPrefix(h.Raw, mkv.EBMLHeader()) || !bytes.HasSuffix(h.Raw, mkv.Tracks([]mkv.Track{want})) {
+			t.Errorf("fragment %d: raw header is not the EBML header ... Tracks sent", i)
+		}
+	}
+	m, err := ts.Store.Index.Meta(st.ID, frags[1].Ordinal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Samples) != 5 {
+		t.Fatalf("%d samples, want 5", len(m.Samples))
+	}
+	payload := ieReadPayload(t, ts, &frags[1])
+	for k, s := range m.Samples {
+		if s.Dur != 40*int64(time.Millisecond) || s.PTS != int64(k)*40*int64(time.Millisecond) || s.Key != (k == 0) ||
+			!bytes.Equal(payload[s.Offset:s.Offset+s.Size], ieFrameData(1, int64(40*k), 700)) {
+			t.Errorf("sample %d: %+v", k, s)
+		}
+	}
+	if frags[1].LengthMS() != 200 {
+		t.Errorf("second fragment lasts %d ms, want 200", frags[1].LengthMS())
 	}
 }

@@ -88,6 +88,11 @@ func (s *Server) listFragments(_ context.Context, in *listFragmentsIn) (*listFra
 		if q.To < q.From {
 			return nil, invalidArg("EndTimestamp must not be before StartTimestamp")
 		}
+		// Fragment timestamps are sent in milliseconds but indexed in ns:
+		// the bounds cover whole milliseconds, so a range ending at a
+		// fragment's timestamp as listed includes that fragment.
+		q.From -= q.From % 1e6
+		q.To += 1e6 - 1 - q.To%1e6
 	}
 	if in.NextToken != nil {
 		tq, err := decodeFragmentToken(*in.NextToken)

@@ -207,6 +207,9 @@ func TestSDKAuth(t *testing.T) {
 
 var (
 	reE2EARN = regexp.MustCompile(`^arn:aws:kinesisvideo:us-west-2:000000000000:stream/([a-zA-Z0-9_.\-]+)/([0-9]+)$`)
+	// The NextToken patterns of the service models (plain base64).
+	reListStreamsToken   = regexp.MustCompile(`^[a-zA-Z0-9+/=]{0,512}$`)
+	reListFragmentsToken = regexp.MustCompile(`^[a-zA-Z0-9+/]+={0,2}$`)
 )
 
 func TestSDKCreateDescribe(t *testing.T) {
@@ -326,6 +329,9 @@ func TestSDKListStreams(t *testing.T) {
 				}
 				if out.NextToken == nil {
 					return names, pages
+				}
+				if !reListStreamsToken.MatchString(*out.NextToken) {
+					t.Errorf("ListStreams NextToken %q does not match the model's pattern", *out.NextToken)
 				}
 				token = out.NextToken
 			}
@@ -819,8 +825,8 @@ func listAll(t *testing.T, am *kinesisvideoarchivedmedia.Client, in kinesisvideo
 		if out.NextToken == nil {
 			return all, pages
 		}
-		if *out.NextToken == "" {
-			t.Fatal("empty NextToken")
+		if len(*out.NextToken) > 4096 || !reListFragmentsToken.MatchString(*out.NextToken) {
+			t.Errorf("ListFragments NextToken %q does not match the model's pattern", *out.NextToken)
 		}
 		in.NextToken = out.NextToken
 		in.FragmentSelector = nil

@@ -98,7 +98,7 @@ func forEachAuth(t *testing.T, fn func(t *testing.T, e *sdkEnv)) {
 	}
 }
 
-func testCtx(t *testing.T) context.Context {
+func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	return ctx
@@ -772,7 +772,7 @@ func seenOnce(names []string) error {
 
 // ingestClip puts the demo clip copies times into a stream (created with
 // 24 h retention) and returns the time span around the puts.
-func ingestClip(t *testing.T, ts *testServer, signed bool, stream string, copies int) (from, to time.Time) {
+func ingestClip(t testing.TB, ts *testServer, signed bool, stream string, copies int) (from, to time.Time) {
 	t.Helper()
 	clip, err := os.ReadFile(filepath.Join(testRepo, "cmd/kvsgate/demo/sample.mkv"))
 	if err != nil {

@@ -318,7 +318,7 @@ func generate(dbPath string, n int) error {
 		if err := idx.Commit(pend); err != nil {
 			return err
 		}
-		if lo%(100*batch) == 0 && lo > 0 {
+		if lo%(10*batch) == 0 && lo > 0 {
 			fmt.Printf("  %d fragments, %s\n", lo, time.Since(start).Round(time.Second))
 		}
 	}

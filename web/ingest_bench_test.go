@@ -1,0 +1,428 @@
+package web
+
+// Ingest benchmarks (docs/PERFORMANCE.md). One op is one fragment; all
+// sub-benchmarks of one run share the machine state, so compare them within
+// a run:
+//
+//	go test ./web -run '^$' -bench '^BenchmarkIngest$' -benchtime 2000x -count 3
+//
+//   - kvsgate/pipelined: 8 PutMedia connections over loopback TCP to the
+//     real server stack (SQLite index, payload files with fdatasync), each
+//     sending pre-built fragments (ABSOLUTE timecodes, END_OF_FRAGMENT tag
+//     after each cluster) as fast as the server reads them. MB/s is the
+//     aggregate of the request bodies; persist-ms is the time from the
+//     client's write of a fragment's last byte to its reading of the
+//     fragment's PERSISTED ack, queueing behind earlier fragments included.
+//   - kvsgate/one-in-flight: the same, but each connection sends a fragment
+//     only after the previous one is PERSISTED: the latency without queueing.
+//   - copy-to-file, copy-to-discard: the baseline, the same bytes written the
+//     same way to a handler that only io.Copy's the body to a file (no
+//     fsync) or to io.Discard.
+//   - fdatasync: write a fragment-sized block to a file and fdatasync it,
+//     on the same disk (the payload cost of one PERSISTED ack).
+//   - sqlite-commit: Index.Commit of one fragment (one WAL commit with
+//     synchronous=FULL: the index cost of one PERSISTED ack).
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kvsgate/kvsgate/fragments"
+	"github.com/kvsgate/kvsgate/fragments/mkv"
+	"github.com/kvsgate/kvsgate/fragments/sqlindex"
+	"golang.org/x/sys/unix"
+)
+
+const benchStreams = 8
+
+// benchClip is the sample clip cut into fragments to send.
+type benchClip struct {
+	header   []byte
+	clusters []benchCluster
+	loopMS   int64
+}
+
+type benchCluster struct {
+	tc     int64  // relative to the first cluster
+	blocks []byte // the cluster's blocks, raw
+}
+
+var endOfFragment = func() []byte {
+	el := func(id []byte, body []byte) []byte {
+		return append(append(slices.Clone(id), 0x80|byte(len(body))), body...)
+	}
+	name := el([]byte{0x45, 0xA3}, []byte("AWS_KINESISVIDEO_END_OF_FRAGMENT"))
+	simple := el([]byte{0x67, 0xC8}, append(name, el([]byte{0x44, 0x87}, nil)...))
+	return el([]byte{0x12, 0x54, 0xC3, 0x67}, el([]byte{0x73, 0x73}, simple))
+}()
+
+func loadBenchClip(b *testing.B) *benchClip {
+	b.Helper()
+	raw, err := os.ReadFile(filepath.Join(testRepo, "cmd/kvsgate/demo/sample.mkv"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rd := mkv.NewReader(bytes.NewReader(raw))
+	c := &benchClip{}
+	var first, last int64
+	for {
+		ev, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		switch ev.Kind {
+		case mkv.KindEBMLHeader:
+			c.header = append(c.header, ev.Raw...)
+			c.header = append(c.header, 0x18, 0x53, 0x80, 0x67, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF)
+		case mkv.KindTracks:
+			// Info with TimecodeScale 1 ms, then the Tracks.
+			c.header = append(c.header, 0x15, 0x49, 0xA9, 0x66, 0x87, 0x2A, 0xD7, 0xB1, 0x83, 0x0F, 0x42, 0x40)
+			c.header = append(c.header, ev.Raw...)
+		case mkv.KindClusterStart:
+			c.clusters = append(c.clusters, benchCluster{})
+		case mkv.KindTimecode:
+			if len(c.clusters) == 1 {
+				first = ev.Timecode
+			}
+			c.clusters[len(c.clusters)-1].tc = ev.Timecode - first
+		case mkv.KindBlock:
+			cl := &c.clusters[len(c.clusters)-1]
+			cl.blocks = append(cl.blocks, ev.Raw...)
+			last = max(last, cl.tc+int64(ev.Block.Timecode))
+		}
+	}
+	c.loopMS = last + 100
+	return c
+}
+
+// fragment returns the cluster start with the Timecode of fragment k, its
+// blocks and its size on the wire (with the END_OF_FRAGMENT tag).
+func (c *benchClip) fragment(k int, t0 int64) (head, blocks []byte, tc int64) {
+	cl := &c.clusters[k%len(c.clusters)]
+	tc = t0 + int64(k/len(c.clusters))*c.loopMS + cl.tc
+	head = []byte{0x1F, 0x43, 0xB6, 0x75, 0xFF, 0xE7, 0x88}
+	for i := 7; i >= 0; i-- {
+		head = append(head, byte(uint64(tc)>>(8*i)))
+	}
+	return head, cl.blocks, tc
+}
+
+// putConn is one raw HTTP/1.1 PutMedia connection with a chunked body.
+type putConn struct {
+	c    net.Conn
+	resp *http.Response
+}
+
+func dialPut(addr, path, stream string, first []byte) (*putConn, error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	req := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n"+
+		"x-amzn-stream-name: %s\r\nx-amzn-fragment-timecode-type: ABSOLUTE\r\nx-amzn-fragment-acknowledgment-required: 1\r\n\r\n", path, addr, stream)
+	bufs := net.Buffers{[]byte(req), fmt.Appendf(nil, "%x\r\n", len(first)), first, []byte("\r\n")}
+	if _, err := bufs.WriteTo(c); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return &putConn{c: c}, nil
+}
+
+// readResponse reads the response head (kvsgate sends it once the body has started).
+func (p *putConn) readResponse() error {
+	resp, err := http.ReadResponse(bufio.NewReaderSize(p.c, 16<<10), nil)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != 200 {
+		body, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("%s: %s", resp.Status, body)
+	}
+	p.resp = resp
+	return nil
+}
+
+// writeChunk writes one chunk made of parts, in one writev.
+func (p *putConn) writeChunk(parts ...[]byte) error {
+	n := 0
+	for _, q := range parts {
+		n += len(q)
+	}
+	bufs := net.Buffers{fmt.Appendf(nil, "%x\r\n", n)}
+	bufs = append(bufs, parts...)
+	bufs = append(bufs, []byte("\r\n"))
+	_, err := bufs.WriteTo(p.c)
+	return err
+}
+
+func (p *putConn) endBody() error {
+	_, err := p.c.Write([]byte("0\r\n\r\n"))
+	return err
+}
+
+// ackTimecode returns the FragmentTimecode of a PERSISTED ack line.
+func ackTimecode(line []byte) (int64, bool, error) {
+	if bytes.Contains(line, []byte(`"EventType":"ERROR"`)) {
+		return 0, false, fmt.Errorf("error ack: %s", line)
+	}
+	if !bytes.HasPrefix(line, []byte(`{"EventType":"PERSISTED","FragmentTimecode":`)) {
+		return 0, false, nil
+	}
+	rest := line[len(`{"EventType":"PERSISTED","FragmentTimecode":`):]
+	end := bytes.IndexByte(rest, ',')
+	if end < 0 {
+		return 0, false, fmt.Errorf("bad ack %s", line)
+	}
+	tc, err := strconv.ParseInt(string(rest[:end]), 10, 64)
+	return tc, err == nil, err
+}
+
+type ingestResult struct {
+	bytes   int64
+	elapsed time.Duration
+	lat     []time.Duration
+}
+
+// runIngest sends n fragments spread over benchStreams connections to addr
+// and, for PutMedia, waits for every PERSISTED ack.
+func runIngest(b *testing.B, clip *benchClip, addr, path string, streams []string, n int, acks, oneInFlight bool) ingestResult {
+	b.Helper()
+	t0 := time.Now().UnixMilli()
+	conns := make([]*putConn, len(streams))
+	for i, s := range streams {
+		c, err := dialPut(addr, path, s, clip.header)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if acks {
+			if err := c.readResponse(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		conns[i] = c
+	}
+	var total atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	errc := make(chan error, 2*len(conns))
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for i, c := range conns {
+		count := n / len(conns)
+		if i < n%len(conns) {
+			count++
+		}
+		sent := make([]atomic.Int64, count) // unix ns of each fragment's last byte
+		persisted := make(chan struct{}, count)
+		wg.Add(1)
+		go func() { // writer
+			defer wg.Done()
+			var bytes int64
+			for k := 0; k < count; k++ {
+				head, blocks, _ := clip.fragment(k, t0)
+				if err := c.writeChunk(head, blocks, endOfFragment); err != nil {
+					errc <- err
+					return
+				}
+				sent[k].Store(time.Now().UnixNano())
+				bytes += int64(len(head) + len(blocks) + len(endOfFragment))
+				if oneInFlight {
+					<-persisted
+				}
+			}
+			total.Add(bytes)
+			if !acks {
+				if err := c.endBody(); err != nil {
+					errc <- err
+					return
+				}
+				if err := c.readResponse(); err != nil {
+					errc <- err
+				}
+			}
+		}()
+		if !acks {
+			continue
+		}
+		wg.Add(1)
+		go func() { // ack reader
+			defer wg.Done()
+			sc := bufio.NewScanner(c.resp.Body)
+			var mine []time.Duration
+			for k := 0; k < count; {
+				if !sc.Scan() {
+					errc <- fmt.Errorf("ack stream ended after %d PERSISTED of %d: %v", k, count, sc.Err())
+					return
+				}
+				tc, ok, err := ackTimecode(sc.Bytes())
+				if err != nil {
+					errc <- err
+					return
+				}
+				if !ok {
+					continue
+				}
+				now := time.Now().UnixNano()
+				if _, _, want := clip.fragment(k, t0); tc != want {
+					errc <- fmt.Errorf("PERSISTED ack for timecode %d, want fragment %d's %d", tc, k, want)
+					return
+				}
+				if s := sent[k].Load(); s != 0 {
+					mine = append(mine, time.Duration(now-s))
+				} else {
+					mine = append(mine, 0) // acked before the write returned
+				}
+				persisted <- struct{}{}
+				k++
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	select {
+	case err := <-errc:
+		b.Fatal(err)
+	default:
+	}
+	for _, c := range conns {
+		if acks {
+			c.endBody()
+			io.Copy(io.Discard, c.resp.Body)
+		}
+		c.c.Close()
+	}
+	return ingestResult{bytes: total.Load(), elapsed: elapsed, lat: lat}
+}
+
+func (r ingestResult) report(b *testing.B) {
+	b.ReportMetric(float64(r.bytes)/1e6/r.elapsed.Seconds(), "MB/s")
+	if len(r.lat) > 0 {
+		slices.Sort(r.lat)
+		q := func(f float64) float64 {
+			return float64(r.lat[min(len(r.lat)-1, int(f*float64(len(r.lat))))]) / 1e6
+		}
+		b.ReportMetric(q(0.5), "p50-persist-ms")
+		b.ReportMetric(q(0.99), "p99-persist-ms")
+	}
+}
+
+func BenchmarkIngest(b *testing.B) {
+	clip := loadBenchClip(b)
+	var avg int
+	for _, cl := range clip.clusters {
+		avg += 15 + len(cl.blocks) + len(endOfFragment)
+	}
+	b.Logf("%d-byte fragments on average, %d streams", avg/len(clip.clusters), benchStreams)
+	names := make([]string, benchStreams)
+	for i := range names {
+		names[i] = fmt.Sprintf("bench-%d", i)
+	}
+	kvsgate := func(oneInFlight bool) func(b *testing.B) {
+		return func(b *testing.B) {
+			ts := newTestServer(b, nil, fragments.Config{})
+			for _, n := range names {
+				if _, err := ts.Store.CreateStream(fragments.NewStream{Name: n, RetentionHours: 24}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			addr := ts.URL[len("http://"):]
+			runIngest(b, clip, addr, "/putMedia", names, b.N, true, oneInFlight).report(b)
+		}
+	}
+	b.Run("kvsgate/pipelined", kvsgate(false))
+	b.Run("kvsgate/one-in-flight", kvsgate(true))
+	copyTo := func(toFile bool) func(b *testing.B) {
+		return func(b *testing.B) {
+			dir := b.TempDir()
+			var seq atomic.Int64
+			hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				var dst io.Writer = io.Discard
+				if toFile {
+					f, err := os.Create(filepath.Join(dir, fmt.Sprint(seq.Add(1))))
+					if err != nil {
+						http.Error(w, err.Error(), 500)
+						return
+					}
+					defer f.Close()
+					dst = f
+				}
+				if _, err := io.Copy(dst, r.Body); err != nil {
+					http.Error(w, err.Error(), 500)
+				}
+			}))
+			defer hs.Close()
+			runIngest(b, clip, hs.Listener.Addr().String(), "/", names, b.N, false, false).report(b)
+		}
+	}
+	b.Run("copy-to-file", copyTo(true))
+	b.Run("copy-to-discard", copyTo(false))
+
+	b.Run("fdatasync", func(b *testing.B) {
+		f, err := os.Create(filepath.Join(b.TempDir(), "segment.mkv"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		block := bytes.Repeat([]byte{0x5A}, avg/len(clip.clusters))
+		b.SetBytes(int64(len(block)))
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, err := f.Write(block); err != nil {
+				b.Fatal(err)
+			}
+			if err := unix.Fdatasync(int(f.Fd())); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("sqlite-commit", func(b *testing.B) {
+		idx, err := sqlindex.Open(filepath.Join(b.TempDir(), "index.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer idx.Close()
+		st := &fragments.Stream{Name: "s", ARN: "arn", Version: "1", Status: "ACTIVE", CreationTime: time.Now(), RetentionHours: 24}
+		if err := idx.CreateStream(st); err != nil {
+			b.Fatal(err)
+		}
+		seg, err := idx.NewSegment(st.ID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		hdr := &fragments.Header{StreamID: st.ID, TimecodeScale: 1e6, Raw: clip.header}
+		var m fragments.Meta
+		for i := 0; i < 40; i++ {
+			m.Samples = append(m.Samples, fragments.Sample{PTS: int64(i) * 25e6, Dur: 25e6, Offset: int64(i) * 3000, Size: 3000})
+		}
+		meta := fragments.AppendMeta(nil, &m)
+		now := time.Now().UnixNano()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			f := &fragments.Fragment{StreamID: st.ID, Number: uint64(now) + uint64(i), ServerNS: now + int64(i), ProducerNS: now + int64(i), SegmentID: seg, Size: 130000}
+			if err := idx.Commit([]*fragments.Pending{{Fragment: f, Meta: meta, Header: hdr}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -175,8 +176,10 @@ func run(dir string, n, pages int, bin string, seed uint64) error {
 		fmt.Printf("  %-18s %s\n", selectorName(by), summary(lat))
 	}
 	// Paging deep into a range with NextToken.
+	// The generated fragment numbers are consecutive: check that pages are.
 	var lat []time.Duration
 	body := map[string]any{"StreamName": streamName, "MaxResults": pageSize}
+	var prev uint64
 	for i := 0; i < min(pages, span.count/pageSize-1); i++ {
 		b, _ := json.Marshal(body)
 		t0 := time.Now()
@@ -185,7 +188,7 @@ func run(dir string, n, pages int, bin string, seed uint64) error {
 			return err
 		}
 		var out struct {
-			Fragments []json.RawMessage
+			Fragments []struct{ FragmentNumber json.Number }
 			NextToken *string
 		}
 		err = json.NewDecoder(resp.Body).Decode(&out)
@@ -193,6 +196,13 @@ func run(dir string, n, pages int, bin string, seed uint64) error {
 		lat = append(lat, time.Since(t0))
 		if err != nil || out.NextToken == nil || len(out.Fragments) != pageSize {
 			return fmt.Errorf("NextToken paging stopped at page %d: %v", i, err)
+		}
+		for _, f := range out.Fragments {
+			n, err := strconv.ParseUint(string(f.FragmentNumber), 10, 64)
+			if err != nil || (prev != 0 && n != prev+1) {
+				return fmt.Errorf("NextToken page %d: fragment number %s after %d", i, f.FragmentNumber, prev)
+			}
+			prev = n
 		}
 		body["NextToken"] = *out.NextToken
 	}

@@ -299,7 +299,7 @@ func apiCall(t *testing.T, url, op string, in, out any) {
 }
 
 // listFragments lists every fragment of a stream through the API, in server
-// timestamp order, paging with NextToken.
+// timestamp order, paging with NextToken (small pages, to test paging).
 func listFragments(t *testing.T, url, stream string) []uint64 {
 	t.Helper()
 	var nums []uint64
@@ -309,7 +309,7 @@ func listFragments(t *testing.T, url, stream string) []uint64 {
 			Fragments []struct{ FragmentNumber string }
 			NextToken *string
 		}
-		apiCall(t, url, "listFragments", map[string]any{"StreamName": stream, "MaxResults": 1000, "NextToken": token}, &out)
+		apiCall(t, url, "listFragments", map[string]any{"StreamName": stream, "MaxResults": 7, "NextToken": token}, &out)
 		for _, f := range out.Fragments {
 			n, err := strconv.ParseUint(f.FragmentNumber, 10, 64)
 			if err != nil {

@@ -28,6 +28,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -35,6 +36,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -425,4 +427,70 @@ func BenchmarkIngest(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkListFragments times ListFragments pages of 1000 fragments at
+// random places of a stream "bench" of evenly spaced (2 s) fragments, as
+// `go run ./cmd/kvsgate-bench listfragments` generates (1,000,000 of them by
+// default); in process (Index.Fragments) and over loopback HTTP (the
+// handler, JSON encoding included; the client only discards the body).
+// Skipped unless KVSGATE_BENCH_DATA names that data dir:
+//
+//	KVSGATE_BENCH_DATA=/tmp/kvsgate-bench-1m go test ./web -run '^$' -bench '^BenchmarkListFragments$' -benchtime 1000x
+func BenchmarkListFragments(b *testing.B) {
+	dir := os.Getenv("KVSGATE_BENCH_DATA")
+	if dir == "" {
+		b.Skip("KVSGATE_BENCH_DATA is not set: make a data dir with `go run ./cmd/kvsgate-bench listfragments` first")
+	}
+	ts := startTestServer(b, dir, nil, fragments.Config{})
+	st, err := ts.Store.Stream("bench", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	first, err := ts.Store.Index.Fragments(fragments.FragmentQuery{StreamID: st.ID, To: 1<<63 - 1, AfterTS: -1, Limit: 1})
+	if err != nil || len(first) != 1 {
+		b.Fatalf("no fragments: %v", err)
+	}
+	count, err := ts.Store.Index.LastOrdinal(st.ID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const page, spacing = 1000, int64(2 * time.Second)
+	rng := rand.New(rand.NewPCG(1, 2))
+	query := func(by fragments.Selector) fragments.FragmentQuery {
+		from := first[0].ServerNS + rng.Int64N((count-2*page)*spacing)
+		if by == fragments.ByProducer {
+			from -= int64(1500 * time.Millisecond)
+		}
+		return fragments.FragmentQuery{StreamID: st.ID, By: by, From: from, To: from + 3*page*spacing, AfterTS: -1, Limit: page}
+	}
+	for _, by := range []fragments.Selector{fragments.ByServer, fragments.ByProducer} {
+		name := map[fragments.Selector]string{fragments.ByServer: "SERVER_TIMESTAMP", fragments.ByProducer: "PRODUCER_TIMESTAMP"}[by]
+		b.Run("index/"+name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				q := query(by)
+				q.Limit = page + 1 // as the handler asks
+				if got, err := ts.Store.Index.Fragments(q); err != nil || len(got) != q.Limit {
+					b.Fatalf("%d fragments, %v", len(got), err)
+				}
+			}
+		})
+		b.Run("http/"+name, func(b *testing.B) {
+			client := &http.Client{}
+			for i := 0; i < b.N; i++ {
+				q := query(by)
+				body := fmt.Sprintf(`{"StreamName":"bench","MaxResults":%d,"FragmentSelector":{"FragmentSelectorType":%q,"TimestampRange":{"StartTimestamp":%d.%09d,"EndTimestamp":%d.%09d}}}`,
+					page, name, q.From/1e9, q.From%1e9, q.To/1e9, q.To%1e9)
+				resp, err := client.Post(ts.URL+"/listFragments", "application/json", strings.NewReader(body))
+				if err != nil {
+					b.Fatal(err)
+				}
+				n, _ := io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || n < page*100 {
+					b.Fatalf("%s, %d bytes", resp.Status, n)
+				}
+			}
+		})
+	}
 }

@@ -1,27 +1,34 @@
 package web
 
-// Ingest benchmarks (docs/PERFORMANCE.md). One op is one fragment; all
-// sub-benchmarks of one run share the machine state, so compare them within
-// a run:
+// Ingest benchmarks (docs/PERFORMANCE.md). One op is one fragment. Each
+// fragment size has its own group with its own baselines, and the machine
+// is shared and noisy, so compare figures within one run:
 //
-//	go test ./web -run '^$' -bench '^BenchmarkIngest$' -benchtime 2000x -count 3
+//	go test ./web -run '^$' -bench '^BenchmarkIngest$/^(1s|sqlite-commit)$' -benchtime 2000x -count 3
+//	go test ./web -run '^$' -bench '^BenchmarkIngest$/^(10s|sqlite-commit)$' -benchtime 300x -count 3
 //
-//   - kvsgate/pipelined: 8 PutMedia connections over loopback TCP to the
+// 1s: the sample clip's clusters as fragments (1 s, 130 kB on average);
+// 10s: the whole clip as one fragment (10 s, 1.3 MB). In each group:
+//
+//   - kvsgate-pipelined: 8 PutMedia connections over loopback TCP to the
 //     real server stack (SQLite index, payload files with fdatasync), each
 //     sending pre-built fragments (ABSOLUTE timecodes, END_OF_FRAGMENT tag
 //     after each cluster) as fast as the server reads them. MB/s is the
 //     aggregate of the request bodies; persist-ms is the time from the
 //     client's write of a fragment's last byte to its reading of the
 //     fragment's PERSISTED ack, queueing behind earlier fragments included.
-//   - kvsgate/one-in-flight: the same, but each connection sends a fragment
+//   - kvsgate-one-in-flight: the same, but each connection sends a fragment
 //     only after the previous one is PERSISTED: the latency without queueing.
 //   - copy-to-file, copy-to-discard: the baseline, the same bytes written the
 //     same way to a handler that only io.Copy's the body to a file (no
 //     fsync) or to io.Discard.
-//   - fdatasync: write a fragment-sized block to a file and fdatasync it,
+//   - fdatasync: append a fragment-sized block to a file and fdatasync it,
 //     on the same disk (the payload cost of one PERSISTED ack).
-//   - sqlite-commit: Index.Commit of one fragment (one WAL commit with
-//     synchronous=FULL: the index cost of one PERSISTED ack).
+//   - fdatasync-8-files: the same from 8 goroutines to 8 files, as the 8
+//     streams' segments are: the disk's ceiling for one fdatasync per fragment.
+//
+// sqlite-commit: Index.Commit of one fragment (one WAL commit with
+// synchronous=FULL: the index cost of one PERSISTED ack).
 
 import (
 	"bufio"
@@ -71,7 +78,18 @@ var endOfFragment = func() []byte {
 	return el([]byte{0x12, 0x54, 0xC3, 0x67}, el([]byte{0x73, 0x73}, simple))
 }()
 
-func loadBenchClip(b *testing.B) *benchClip {
+// loadBenchClips returns the sample clip as 1 s fragments (its clusters, of
+// 130 kB on average) and as 10 s fragments (all of it in one cluster, 1.3 MB).
+func loadBenchClips(b *testing.B) (short, long *benchClip) {
+	b.Helper()
+	short = loadBenchClip(b, false)
+	long = loadBenchClip(b, true)
+	return short, long
+}
+
+// loadBenchClip loads the sample clip; merge puts all its blocks in one
+// cluster (block timecodes rewritten relative to the first cluster).
+func loadBenchClip(b *testing.B, merge bool) *benchClip {
 	b.Helper()
 	raw, err := os.ReadFile(filepath.Join(testRepo, "cmd/kvsgate/demo/sample.mkv"))
 	if err != nil {
@@ -79,7 +97,7 @@ func loadBenchClip(b *testing.B) *benchClip {
 	}
 	rd := mkv.NewReader(bytes.NewReader(raw))
 	c := &benchClip{}
-	var first, last int64
+	first, cur, last := int64(-1), int64(0), int64(0)
 	for {
 		ev, err := rd.Next()
 		if err == io.EOF {
@@ -97,20 +115,45 @@ func loadBenchClip(b *testing.B) *benchClip {
 			c.header = append(c.header, 0x15, 0x49, 0xA9, 0x66, 0x87, 0x2A, 0xD7, 0xB1, 0x83, 0x0F, 0x42, 0x40)
 			c.header = append(c.header, ev.Raw...)
 		case mkv.KindClusterStart:
-			c.clusters = append(c.clusters, benchCluster{})
+			if !merge || len(c.clusters) == 0 {
+				c.clusters = append(c.clusters, benchCluster{})
+			}
 		case mkv.KindTimecode:
-			if len(c.clusters) == 1 {
+			if first < 0 {
 				first = ev.Timecode
 			}
-			c.clusters[len(c.clusters)-1].tc = ev.Timecode - first
+			cur = ev.Timecode - first
+			if !merge {
+				c.clusters[len(c.clusters)-1].tc = cur
+			}
 		case mkv.KindBlock:
 			cl := &c.clusters[len(c.clusters)-1]
+			start := len(cl.blocks)
 			cl.blocks = append(cl.blocks, ev.Raw...)
-			last = max(last, cl.tc+int64(ev.Block.Timecode))
+			abs := cur + int64(ev.Block.Timecode)
+			if merge {
+				// SimpleBlock: ID A3, size, track number, int16 timecode.
+				raw := cl.blocks[start:]
+				if raw[0] != 0xA3 || abs > 32767 {
+					b.Fatalf("cannot merge block 0x%X at %d ms", raw[0], abs)
+				}
+				p := 1 + vintLen(raw[1])
+				p += vintLen(raw[p])
+				raw[p], raw[p+1] = byte(abs>>8), byte(abs)
+			}
+			last = max(last, abs)
 		}
 	}
 	c.loopMS = last + 100
 	return c
+}
+
+func vintLen(b byte) int {
+	n := 1
+	for m := byte(0x80); m != 0 && b&m == 0; m >>= 1 {
+		n++
+	}
+	return n
 }
 
 // fragment returns the cluster start with the Timecode of fragment k, its
@@ -330,16 +373,22 @@ func (r ingestResult) report(b *testing.B) {
 }
 
 func BenchmarkIngest(b *testing.B) {
-	clip := loadBenchClip(b)
+	short, long := loadBenchClips(b)
+	names := make([]string, benchStreams)
+	for i := range names {
+		names[i] = fmt.Sprintf("bench-%d", i)
+	}
+	b.Run("1s", func(b *testing.B) { benchIngest(b, short, names) })
+	b.Run("10s", func(b *testing.B) { benchIngest(b, long, names) })
+	b.Run("sqlite-commit", func(b *testing.B) { benchSQLiteCommit(b, short) })
+}
+
+func benchIngest(b *testing.B, clip *benchClip, names []string) {
 	var avg int
 	for _, cl := range clip.clusters {
 		avg += 15 + len(cl.blocks) + len(endOfFragment)
 	}
 	b.Logf("%d-byte fragments on average, %d streams", avg/len(clip.clusters), benchStreams)
-	names := make([]string, benchStreams)
-	for i := range names {
-		names[i] = fmt.Sprintf("bench-%d", i)
-	}
 	kvsgate := func(oneInFlight bool) func(b *testing.B) {
 		return func(b *testing.B) {
 			ts := newTestServer(b, nil, fragments.Config{})
@@ -352,8 +401,8 @@ func BenchmarkIngest(b *testing.B) {
 			runIngest(b, clip, addr, "/putMedia", names, b.N, true, oneInFlight).report(b)
 		}
 	}
-	b.Run("kvsgate/pipelined", kvsgate(false))
-	b.Run("kvsgate/one-in-flight", kvsgate(true))
+	b.Run("kvsgate-pipelined", kvsgate(false))
+	b.Run("kvsgate-one-in-flight", kvsgate(true))
 	copyTo := func(toFile bool) func(b *testing.B) {
 		return func(b *testing.B) {
 			dir := b.TempDir()
@@ -398,7 +447,55 @@ func BenchmarkIngest(b *testing.B) {
 			}
 		}
 	})
-	b.Run("sqlite-commit", func(b *testing.B) {
+	// The disk's ceiling for one fdatasync per fragment: 8 writers, each
+	// appending fragment-sized blocks to its own file and syncing each.
+	b.Run("fdatasync-8-files", func(b *testing.B) {
+		dir := b.TempDir()
+		block := bytes.Repeat([]byte{0x5A}, avg/len(clip.clusters))
+		var wg sync.WaitGroup
+		errc := make(chan error, benchStreams)
+		b.ResetTimer()
+		start := time.Now()
+		for w := 0; w < benchStreams; w++ {
+			count := b.N / benchStreams
+			if w < b.N%benchStreams {
+				count++
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				f, err := os.Create(filepath.Join(dir, fmt.Sprint(w)))
+				if err != nil {
+					errc <- err
+					return
+				}
+				defer f.Close()
+				for i := 0; i < count; i++ {
+					if _, err := f.Write(block); err != nil {
+						errc <- err
+						return
+					}
+					if err := unix.Fdatasync(int(f.Fd())); err != nil {
+						errc <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		select {
+		case err := <-errc:
+			b.Fatal(err)
+		default:
+		}
+		b.ReportMetric(float64(b.N)*float64(len(block))/1e6/elapsed.Seconds(), "MB/s")
+	})
+}
+
+// benchSQLiteCommit: Index.Commit of one fragment.
+func benchSQLiteCommit(b *testing.B, clip *benchClip) {
+	{
 		idx, err := sqlindex.Open(filepath.Join(b.TempDir(), "index.db"))
 		if err != nil {
 			b.Fatal(err)
@@ -426,7 +523,7 @@ func BenchmarkIngest(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-	})
+	}
 }
 
 // BenchmarkListFragments times ListFragments pages of 1000 fragments at

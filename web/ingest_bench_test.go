@@ -35,6 +35,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -372,6 +373,41 @@ func (r ingestResult) report(b *testing.B) {
 	}
 }
 
+type benchServer struct {
+	URL   string
+	Store *fragments.Store
+}
+
+// startBenchServer starts the real server stack on dir (SQLite index,
+// payload files) on a loopback listener, closed when the benchmark ends.
+// Unlike startTestServer it sets the handler before serving, so that it can
+// run under -race.
+func startBenchServer(b *testing.B, dir string) *benchServer {
+	b.Helper()
+	idx, err := sqlindex.Open(filepath.Join(dir, "index.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, err := fragments.NewStore(idx, fragments.DiskPayloads{Dir: filepath.Join(dir, "payload")}, fragments.Config{Logger: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(nil)
+	url := "http://" + hs.Listener.Addr().String()
+	srv := New(Config{PublicURL: url, Store: store, Logger: log})
+	srv.SetReady()
+	hs.Config.Handler = srv.Handler()
+	hs.Start()
+	b.Cleanup(func() {
+		store.Drain()
+		hs.CloseClientConnections()
+		hs.Close()
+		store.Close()
+	})
+	return &benchServer{URL: url, Store: store}
+}
+
 func BenchmarkIngest(b *testing.B) {
 	short, long := loadBenchClips(b)
 	names := make([]string, benchStreams)
@@ -391,7 +427,7 @@ func benchIngest(b *testing.B, clip *benchClip, names []string) {
 	b.Logf("%d-byte fragments on average, %d streams", avg/len(clip.clusters), benchStreams)
 	kvsgate := func(oneInFlight bool) func(b *testing.B) {
 		return func(b *testing.B) {
-			ts := newTestServer(b, nil, fragments.Config{})
+			ts := startBenchServer(b, b.TempDir())
 			for _, n := range names {
 				if _, err := ts.Store.CreateStream(fragments.NewStream{Name: n, RetentionHours: 24}); err != nil {
 					b.Fatal(err)
@@ -539,7 +575,7 @@ func BenchmarkListFragments(b *testing.B) {
 	if dir == "" {
 		b.Skip("KVSGATE_BENCH_DATA is not set: make a data dir with `go run ./cmd/kvsgate-bench listfragments` first")
 	}
-	ts := startTestServer(b, dir, nil, fragments.Config{})
+	ts := startBenchServer(b, dir)
 	st, err := ts.Store.Stream("bench", "")
 	if err != nil {
 		b.Fatal(err)

@@ -217,10 +217,22 @@ func (in *ingest) handle(ev *mkv.Event) error {
 var errStop = errors.New("stop")
 
 func (in *ingest) begin(ev *mkv.Event) error {
+	// Mark the connection busy and check for a drain under the lock Drain
+	// holds while it looks at busy: either Drain sees this fragment busy and
+	// lets it finish, or the fragment is not started (and never acked).
+	in.s.mu.Lock()
+	in.slot.busy.Store(true)
+	stop := in.stopping()
+	if stop {
+		in.slot.busy.Store(false)
+	}
+	in.s.mu.Unlock()
+	if stop {
+		return errStop
+	}
 	now := in.now()
 	f := &building{number: in.s.nextNumber(now), serverNS: in.s.serverTime(now), clusterOpen: true, maxPTS: map[uint64]int64{}}
 	f.tags, in.tags = in.tags, nil
-	in.slot.busy.Store(true)
 	if in.st.Archived() {
 		if in.seg == nil || in.seg.Size() >= in.s.cfg.SegmentSize {
 			if err := in.newSegment(); err != nil {

@@ -369,14 +369,33 @@ const fragCols = `ordinal, number, producer_ns, server_ns, duration_ns, size, ti
 
 // Fragments implements fragments.Index.
 func (x *Index) Fragments(q fragments.FragmentQuery) ([]fragments.Fragment, error) {
-	col := "server_ns"
-	if q.By == fragments.ByProducer {
-		col = "producer_ns"
+	// The query has a single lower bound, the row value (ts, ordinal) >
+	// (lowTS, lowOrd), so that SQLite starts the index scan there: given
+	// separate bounds (ts >= From AND (ts, ordinal) > After), it seeks to the
+	// first and filters up to the second, and a NextToken page deep in a
+	// long range costs a scan of everything before it. Ordinals start at 1,
+	// so (ts, ordinal) > (t, 0) is ts >= t.
+	lowTS, lowOrd := q.From, int64(0)
+	if q.AfterTS > lowTS || (q.AfterTS == lowTS && q.AfterOrdinal > lowOrd) {
+		lowTS, lowOrd = q.AfterTS, q.AfterOrdinal
 	}
-	rows, err := x.r.Query(`SELECT `+fragCols+` FROM fragments INDEXED BY fragments_`+map[string]string{"server_ns": "server", "producer_ns": "producer"}[col]+`
-		WHERE stream_id = ? AND `+col+` >= ? AND `+col+` <= ? AND (`+col+`, ordinal) > (?, ?) AND server_ns >= ?
-		ORDER BY `+col+`, ordinal LIMIT ?`,
-		q.StreamID, q.From, q.To, q.AfterTS, q.AfterOrdinal, q.MinServerNS, q.Limit)
+	var query string
+	var args []any
+	if q.By == fragments.ByProducer {
+		query = `SELECT ` + fragCols + ` FROM fragments INDEXED BY fragments_producer
+		WHERE stream_id = ? AND (producer_ns, ordinal) > (?, ?) AND producer_ns <= ? AND server_ns >= ?
+		ORDER BY producer_ns, ordinal LIMIT ?`
+		args = []any{q.StreamID, lowTS, lowOrd, q.To, q.MinServerNS, q.Limit}
+	} else {
+		if q.MinServerNS > lowTS {
+			lowTS, lowOrd = q.MinServerNS, 0
+		}
+		query = `SELECT ` + fragCols + ` FROM fragments INDEXED BY fragments_server
+		WHERE stream_id = ? AND (server_ns, ordinal) > (?, ?) AND server_ns <= ?
+		ORDER BY server_ns, ordinal LIMIT ?`
+		args = []any{q.StreamID, lowTS, lowOrd, q.To, q.Limit}
+	}
+	rows, err := x.r.Query(query, args...)
 	if err != nil {
 		return nil, err
 	}

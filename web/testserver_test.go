@@ -51,11 +51,11 @@ func startTestServer(t testing.TB, dir string, creds []Credentials, cfg fragment
 	ts := &testServer{Dir: dir, Store: store}
 	hs := httptest.NewUnstartedServer(nil)
 	ts.http = hs
-	hs.Start()
-	ts.URL = hs.URL
-	ts.Server = New(Config{PublicURL: hs.URL, Store: store, Verifier: NewVerifier(creds), Logger: cfg.Logger})
+	ts.URL = "http://" + hs.Listener.Addr().String()
+	ts.Server = New(Config{PublicURL: ts.URL, Store: store, Verifier: NewVerifier(creds), Logger: cfg.Logger})
 	hs.Config.Handler = ts.Server.Handler()
 	ts.Server.SetReady()
+	hs.Start()
 	t.Cleanup(ts.Close)
 	return ts
 }

@@ -369,14 +369,23 @@ const fragCols = `ordinal, number, producer_ns, server_ns, duration_ns, size, ti
 
 // Fragments implements fragments.Index.
 func (x *Index) Fragments(q fragments.FragmentQuery) ([]fragments.Fragment, error) {
-	col := "server_ns"
-	if q.By == fragments.ByProducer {
-		col = "producer_ns"
+	var rows *sql.Rows
+	var err error
+	switch q.By {
+	case fragments.ByOrdinal:
+		rows, err = x.r.Query(`SELECT `+fragCols+` FROM fragments WHERE stream_id = ? AND ordinal > ? AND server_ns >= ? ORDER BY ordinal LIMIT ?`,
+			q.StreamID, q.AfterOrdinal, q.MinServerNS, q.Limit)
+	case fragments.ByProducer:
+		rows, err = x.r.Query(`SELECT `+fragCols+` FROM fragments INDEXED BY fragments_producer
+		WHERE stream_id = ? AND producer_ns >= ? AND producer_ns <= ? AND (producer_ns, ordinal) > (?, ?) AND server_ns >= ?
+		ORDER BY producer_ns, ordinal LIMIT ?`,
+			q.StreamID, q.From, q.To, q.AfterTS, q.AfterOrdinal, q.MinServerNS, q.Limit)
+	default:
+		rows, err = x.r.Query(`SELECT `+fragCols+` FROM fragments INDEXED BY fragments_server
+		WHERE stream_id = ? AND server_ns >= ? AND server_ns <= ? AND (server_ns, ordinal) > (?, ?) AND server_ns >= ?
+		ORDER BY server_ns, ordinal LIMIT ?`,
+			q.StreamID, q.From, q.To, q.AfterTS, q.AfterOrdinal, q.MinServerNS, q.Limit)
 	}
-	rows, err := x.r.Query(`SELECT `+fragCols+` FROM fragments INDEXED BY fragments_`+map[string]string{"server_ns": "server", "producer_ns": "producer"}[col]+`
-		WHERE stream_id = ? AND `+col+` >= ? AND `+col+` <= ? AND (`+col+`, ordinal) > (?, ?) AND server_ns >= ?
-		ORDER BY `+col+`, ordinal LIMIT ?`,
-		q.StreamID, q.From, q.To, q.AfterTS, q.AfterOrdinal, q.MinServerNS, q.Limit)
 	if err != nil {
 		return nil, err
 	}

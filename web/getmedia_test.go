@@ -194,7 +194,9 @@ func gmIngestBytes(t testing.TB, ts *testServer, stream string, data []byte, rel
 	if resp.StatusCode != 200 {
 		t.Fatalf("listFragments: %s", b)
 	}
-	var out struct{ Fragments []struct{ FragmentNumber string } }
+	var out struct {
+		Fragments []struct{ FragmentNumber string }
+	}
 	json.Unmarshal(b, &out)
 	var nums []string
 	for _, f := range out.Fragments {

@@ -88,6 +88,11 @@ func (s *Server) listFragments(_ context.Context, in *listFragmentsIn) (*listFra
 		if q.To < q.From {
 			return nil, invalidArg("EndTimestamp must not be before StartTimestamp")
 		}
+		// Fragment timestamps are sent in milliseconds but indexed in ns:
+		// the bounds cover whole milliseconds, so a range ending at a
+		// fragment's timestamp as listed includes that fragment.
+		q.From -= q.From % 1e6
+		q.To += 1e6 - 1 - q.To%1e6
 	}
 	if in.NextToken != nil {
 		tq, err := decodeFragmentToken(*in.NextToken)
@@ -124,18 +129,19 @@ const fragmentTokenVersion = 1
 
 // encodeFragmentToken makes a ListFragments NextToken: the query and the
 // position after the last fragment returned, so the next page continues
-// exactly there without server state.
+// exactly there without server state. It is unpadded base64 in the standard
+// alphabet: the API's token pattern is [a-zA-Z0-9+/]+={0,2}.
 func encodeFragmentToken(q fragments.FragmentQuery) string {
 	b := []byte{fragmentTokenVersion, byte(q.By)}
 	for _, v := range []int64{q.StreamID, q.From, q.To, q.AfterTS, q.AfterOrdinal} {
 		b = binary.AppendVarint(b, v)
 	}
-	return base64.RawURLEncoding.EncodeToString(b)
+	return base64.RawStdEncoding.EncodeToString(b)
 }
 
 func decodeFragmentToken(t string) (fragments.FragmentQuery, error) {
 	var q fragments.FragmentQuery
-	b, err := base64.RawURLEncoding.DecodeString(t)
+	b, err := base64.RawStdEncoding.DecodeString(t)
 	if err != nil || len(t) > 4096 || len(b) < 2 || b[0] != fragmentTokenVersion || b[1] > byte(fragments.ByProducer) {
 		return q, invalidArg("bad token")
 	}

@@ -80,7 +80,10 @@ func (s *Server) putMedia(c echo.Context) error {
 	opts.Abort = func() { rc.SetReadDeadline(time.Now()) }
 
 	done := make(chan struct{})
+	var watch sync.WaitGroup
+	watch.Add(1)
 	go func() {
+		defer watch.Done()
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		lastIdle := time.Now()
@@ -103,6 +106,7 @@ func (s *Server) putMedia(c echo.Context) error {
 	}()
 	err = s.store.Put(r.Context(), st, opts, br, ack)
 	close(done)
+	watch.Wait() // no IDLE ack or abort after the handler returns
 	if err != nil {
 		s.log.Info("putMedia ended with an error", "stream", st.Name, "request_id", requestID(c), "err", err)
 	}

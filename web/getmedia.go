@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"sync"
@@ -16,13 +17,9 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// GetMedia tuning: how long a reader waits without a new fragment before the
-// response ends while no producer is connected (KVS: 3 s), and how many
-// GetMedia connections a stream allows.
-var (
-	getMediaIdle        = 3 * time.Second
-	getMediaConnections = int32(3)
-)
+// getMediaIdle is how long a GetMedia reader waits without a new fragment
+// before the response ends while no producer is connected (KVS: 3 s).
+var getMediaIdle = 3 * time.Second
 
 var reFragmentNumber = regexp.MustCompile(`^[0-9]{1,128}$`)
 
@@ -89,8 +86,8 @@ func (s *Server) getMedia(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if !s.getMediaConns.acquire(st.ID, getMediaConnections) {
-		return apiErr(http.StatusBadRequest, "ConnectionLimitExceededException", "stream %s already has %d GetMedia connections", st.Name, getMediaConnections)
+	if !s.getMediaConns.acquire(st.ID, int32(s.cfg.GetMediaConnections)) {
+		return apiErr(http.StatusBadRequest, "ConnectionLimitExceededException", "stream %s already has %d GetMedia connections", st.Name, s.cfg.GetMediaConnections)
 	}
 	defer s.getMediaConns.release(st.ID)
 
@@ -103,7 +100,9 @@ func (s *Server) getMedia(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	mw := s.startMedia(c, st)
+	mw := s.newMediaWriter(c)
+	defer mw.close()
+	s.startMedia(c, st)
 	ctx := c.Request().Context()
 	idleSince := time.Now()
 	for ctx.Err() == nil {
@@ -224,7 +223,11 @@ func (a *archivedSource) next(ctx context.Context, mw *mediaWriter) (int, error)
 		if ctx.Err() != nil {
 			return i, nil
 		}
-		if err := mw.stored(&frags[i], true); err != nil {
+		p, err := mw.plan(&frags[i])
+		if err != nil {
+			return i, err
+		}
+		if err := mw.writeLive(p, &frags[i]); err != nil {
 			return i, err
 		}
 		a.after = frags[i].Ordinal
@@ -278,7 +281,13 @@ func (l *liveSource) next(ctx context.Context, mw *mediaWriter) (int, error) {
 		if ctx.Err() != nil {
 			return i, nil
 		}
-		if err := mw.fragment(lf.Header, &lf.Fragment, lf.Meta.Tags, &byteSection{lf.Payload}, true); err != nil {
+		payload := &byteSection{lf.Payload}
+		p, err := mw.frame(lf.Header, &lf.Fragment, lf.Meta.Tags, payload, 0)
+		if err != nil {
+			return i, err
+		}
+		p.seg = readerAtSegment{payload}
+		if err := mw.writeLive(p, &lf.Fragment); err != nil {
 			return i, err
 		}
 		l.after = lf.Seq
@@ -330,25 +339,38 @@ func (s *Server) getMediaForFragmentList(c echo.Context) error {
 	if !st.Archived() {
 		return noDataRetention(st.Name)
 	}
-	mw := s.startMedia(c, st)
+	// Plan the whole body first: its length is known, so it goes out with a
+	// Content-Length and the payloads straight from the segment files
+	// (sendfile), with flat memory whatever the size.
+	mw := s.newMediaWriter(c)
+	defer mw.close()
 	cutoff := st.Cutoff(time.Now())
+	parts := make([]mediaPart, 0, len(nums))
+	var total int64
 	for i, n := range nums {
-		if c.Request().Context().Err() != nil {
-			return nil
-		}
 		f, err := s.store.Index.FragmentByNumber(st.ID, n)
 		if err == nil && f.ServerNS < cutoff {
 			err = fragments.ErrNotFound
 		}
-		if errors.Is(err, fragments.ErrNotFound) {
-			mw.missing(in.Fragments[i])
-			continue
+		var p mediaPart
+		switch {
+		case errors.Is(err, fragments.ErrNotFound):
+			p.prefix = missingTags(in.Fragments[i])
+		case err != nil:
+			return err
+		default:
+			if p, err = mw.plan(f); err != nil {
+				return err
+			}
 		}
-		if err == nil {
-			err = mw.stored(f, false)
-		}
-		if err != nil {
-			mw.fail(5000, "INTERNAL_ERROR")
+		parts = append(parts, p)
+		total += int64(len(p.prefix)) + p.n
+	}
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.FormatInt(total, 10))
+	s.startMedia(c, st)
+	for _, p := range parts {
+		if err := mw.writePart(p); err != nil {
+			// The length is promised: all we can do is cut the response short.
 			s.log.Warn("getMediaForFragmentList", "stream", st.Name, "request_id", requestID(c), "err", err)
 			return nil
 		}
@@ -356,8 +378,8 @@ func (s *Server) getMediaForFragmentList(c echo.Context) error {
 	return nil
 }
 
-// startMedia sends the 200 and returns a writer of the Matroska body.
-func (s *Server) startMedia(c echo.Context, st *fragments.Stream) *mediaWriter {
+// startMedia sends the 200 with the stream's media type.
+func (s *Server) startMedia(c echo.Context, st *fragments.Stream) {
 	ct := st.MediaType
 	if ct == "" {
 		ct = "video/webm"
@@ -365,7 +387,6 @@ func (s *Server) startMedia(c echo.Context, st *fragments.Stream) *mediaWriter {
 	c.Response().Header().Set(echo.HeaderContentType, ct)
 	c.Response().WriteHeader(http.StatusOK)
 	c.Response().Flush()
-	return &mediaWriter{s: s, w: c.Response(), flush: c.Response().Flush, headers: map[int64]*fragments.Header{}}
 }
 
 // mediaWriter writes Matroska as GetMedia sends it: an EBML header and
@@ -376,38 +397,62 @@ func (s *Server) startMedia(c echo.Context, st *fragments.Stream) *mediaWriter {
 // MILLIS_BEHIND_NOW and the CONTINUATION_TOKEN.
 type mediaWriter struct {
 	s       *Server
-	w       io.Writer
-	flush   func()
+	c       echo.Context
 	last    *fragments.Header
 	headers map[int64]*fragments.Header
-	buf     []byte
+	segs    map[int64]fragments.SegmentReader
 	copyBuf []byte
 }
 
-// stored writes a fragment from the archive.
-func (m *mediaWriter) stored(f *fragments.Fragment, live bool) error {
+func (s *Server) newMediaWriter(c echo.Context) *mediaWriter {
+	return &mediaWriter{s: s, c: c, headers: map[int64]*fragments.Header{}, segs: map[int64]fragments.SegmentReader{}}
+}
+
+// close closes the segment files the writer opened.
+func (m *mediaWriter) close() {
+	for _, r := range m.segs {
+		r.Close()
+	}
+}
+
+// mediaPart is one fragment of output: framing bytes, then n payload bytes
+// of a segment from off.
+type mediaPart struct {
+	prefix []byte
+	seg    fragments.SegmentReader
+	off, n int64
+	after  []byte
+}
+
+// plan frames a stored fragment.
+func (m *mediaWriter) plan(f *fragments.Fragment) (mediaPart, error) {
 	h := m.headers[f.HeaderID]
 	if h == nil {
 		var err error
 		if h, err = m.s.store.Index.Header(f.HeaderID); err != nil {
-			return err
+			return mediaPart{}, err
 		}
 		m.headers[f.HeaderID] = h
 	}
 	meta, err := m.s.store.Index.Meta(f.StreamID, f.Ordinal)
 	if err != nil {
-		return err
+		return mediaPart{}, err
 	}
-	r, err := m.s.store.OpenFragment(f)
-	if err != nil {
-		return err
+	seg := m.segs[f.SegmentID]
+	if seg == nil {
+		if seg, err = m.s.store.Payloads.Open(f.StreamID, f.SegmentID); err != nil {
+			return mediaPart{}, err
+		}
+		m.segs[f.SegmentID] = seg
 	}
-	defer r.Close()
-	return m.fragment(h, f, meta.Tags, r, live)
+	p, err := m.frame(h, f, meta.Tags, seg, f.Offset)
+	p.seg = seg
+	return p, err
 }
 
-func (m *mediaWriter) fragment(h *fragments.Header, f *fragments.Fragment, tags []mkv.SimpleTag, payload io.ReaderAt, live bool) error {
-	b := m.buf[:0]
+// frame builds the framing of a fragment whose stored Cluster starts at off in r.
+func (m *mediaWriter) frame(h *fragments.Header, f *fragments.Fragment, tags []mkv.SimpleTag, r io.ReaderAt, off int64) (mediaPart, error) {
+	var b []byte
 	if h != m.last {
 		b = append(b, mkv.EBMLHeader()...)
 		b = mkv.AppendUnknownSizeHeader(b, mkv.IDSegment)
@@ -415,68 +460,97 @@ func (m *mediaWriter) fragment(h *fragments.Header, f *fragments.Fragment, tags 
 		b = append(b, mkv.Tracks(h.Tracks)...)
 		m.last = h
 	}
-	number := strconv.FormatUint(f.Number, 10)
 	t := make([]mkv.SimpleTag, 0, 3+len(tags))
 	t = append(t,
-		mkv.SimpleTag{Name: "AWS_KINESISVIDEO_FRAGMENT_NUMBER", Value: number},
+		mkv.SimpleTag{Name: "AWS_KINESISVIDEO_FRAGMENT_NUMBER", Value: strconv.FormatUint(f.Number, 10)},
 		mkv.SimpleTag{Name: "AWS_KINESISVIDEO_SERVER_TIMESTAMP", Value: string(appendEpoch(nil, f.ServerNS))},
 		mkv.SimpleTag{Name: "AWS_KINESISVIDEO_PRODUCER_TIMESTAMP", Value: string(appendEpoch(nil, f.ProducerNS))})
 	t = append(t, tags...)
 	b = append(b, mkv.Tags(t)...)
 
 	// The stored Cluster starts with its ID and a size that may be unknown:
-	// write it with its size known.
-	var head [12]byte
-	n, err := payload.ReadAt(head[:], 0)
-	if n < 5 && err != nil {
-		return err
+	// it goes out with its size known.
+	var head [5]byte
+	if _, err := r.ReadAt(head[:], off); err != nil {
+		return mediaPart{}, err
 	}
-	hlen := 4 + mkv.VintLen(head[4])
-	if hlen > n || f.Size < int64(hlen) {
-		return errors.New("stored cluster header is corrupt")
+	hlen := int64(4 + mkv.VintLen(head[4]))
+	if f.Size < hlen || head[4] == 0 {
+		return mediaPart{}, errors.New("stored cluster header is corrupt")
 	}
 	b = mkv.AppendID(b, mkv.IDCluster)
-	b = mkv.AppendSize(b, f.Size-int64(hlen))
-	m.buf = b
-	if _, err := m.w.Write(b); err != nil {
+	b = mkv.AppendSize(b, f.Size-hlen)
+	return mediaPart{prefix: b, off: off + hlen, n: f.Size - hlen}, nil
+}
+
+// writePart writes one planned fragment. Payloads in files go out with
+// sendfile where the response allows (a known Content-Length).
+func (m *mediaWriter) writePart(p mediaPart) error {
+	w := m.c.Response()
+	if _, err := w.Write(p.prefix); err != nil {
 		return err
 	}
-	if m.copyBuf == nil {
-		m.copyBuf = make([]byte, 256<<10)
+	if p.n > 0 {
+		if f, ok := p.seg.(*os.File); ok {
+			if _, err := f.Seek(p.off, io.SeekStart); err != nil {
+				return err
+			}
+			// http.ResponseWriter's ReadFrom of an io.LimitedReader of a file is sendfile.
+			if _, err := io.CopyN(w.Writer, f, p.n); err != nil {
+				return err
+			}
+		} else {
+			if m.copyBuf == nil {
+				m.copyBuf = make([]byte, 256<<10)
+			}
+			if _, err := io.CopyBuffer(w, io.NewSectionReader(p.seg, p.off, p.n), m.copyBuf); err != nil {
+				return err
+			}
+		}
 	}
-	if _, err := io.CopyBuffer(m.w, io.NewSectionReader(payload, int64(hlen), f.Size-int64(hlen)), m.copyBuf); err != nil {
-		return err
-	}
-	if live {
-		behind := max(0, time.Now().UnixNano()-f.ServerNS) / 1e6
-		after := mkv.Tags([]mkv.SimpleTag{
-			{Name: "AWS_KINESISVIDEO_MILLIS_BEHIND_NOW", Value: strconv.FormatInt(behind, 10)},
-			{Name: "AWS_KINESISVIDEO_CONTINUATION_TOKEN", Value: number},
-		})
-		if _, err := m.w.Write(after); err != nil {
+	if len(p.after) > 0 {
+		if _, err := w.Write(p.after); err != nil {
 			return err
 		}
 	}
-	m.flush()
 	return nil
 }
 
-// missing writes the exception tags for a fragment number that is not in
+// writeLive writes one fragment of a GetMedia response (chunked): the part,
+// then MILLIS_BEHIND_NOW and the CONTINUATION_TOKEN, flushed at once.
+func (m *mediaWriter) writeLive(p mediaPart, f *fragments.Fragment) error {
+	behind := max(0, time.Now().UnixNano()-f.ServerNS) / 1e6
+	p.after = mkv.Tags([]mkv.SimpleTag{
+		{Name: "AWS_KINESISVIDEO_MILLIS_BEHIND_NOW", Value: strconv.FormatInt(behind, 10)},
+		{Name: "AWS_KINESISVIDEO_CONTINUATION_TOKEN", Value: strconv.FormatUint(f.Number, 10)},
+	})
+	if err := m.writePart(p); err != nil {
+		return err
+	}
+	m.c.Response().Flush()
+	return nil
+}
+
+// readerAtSegment lets an in-memory payload be written like a stored one.
+type readerAtSegment struct{ io.ReaderAt }
+
+func (readerAtSegment) Close() error { return nil }
+
+// missingTags are the exception tags for a fragment number that is not in
 // the archive (unknown or expired).
-func (m *mediaWriter) missing(number string) {
-	m.w.Write(mkv.Tags([]mkv.SimpleTag{
+func missingTags(number string) []byte {
+	return mkv.Tags([]mkv.SimpleTag{
 		{Name: "AWS_KINESISVIDEO_FRAGMENT_NUMBER", Value: number},
 		{Name: "AWS_KINESISVIDEO_ERROR_CODE", Value: "FRAGMENT_NOT_FOUND"},
 		{Name: "AWS_KINESISVIDEO_ERROR_ID", Value: "4000"},
-	}))
-	m.flush()
+	})
 }
 
-// fail ends a response whose body has started with the error tags.
+// fail ends a chunked response whose body has started with the error tags.
 func (m *mediaWriter) fail(id int, code string) {
-	m.w.Write(mkv.Tags([]mkv.SimpleTag{
+	m.c.Response().Write(mkv.Tags([]mkv.SimpleTag{
 		{Name: "AWS_KINESISVIDEO_ERROR_CODE", Value: code},
 		{Name: "AWS_KINESISVIDEO_ERROR_ID", Value: strconv.Itoa(id)},
 	}))
-	m.flush()
+	m.c.Response().Flush()
 }

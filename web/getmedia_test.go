@@ -503,13 +503,13 @@ func TestGetMediaConnectionLimit(t *testing.T) {
 	ts := newTestServer(t, nil, fragments.Config{})
 	gmPost(t, ts.URL, "/createStream", map[string]any{"StreamName": "s", "DataRetentionInHours": 1})
 	var stops []func()
-	for i := 0; i < int(getMediaConnections); i++ {
+	for i := 0; i < ts.Server.cfg.GetMediaConnections; i++ {
 		_, stop := gmTail(t, ts, map[string]any{"StreamName": "s", "StartSelector": map[string]any{"StartSelectorType": "NOW"}})
 		stops = append(stops, stop)
 	}
 	resp, b := gmPost(t, ts.URL, "/getMedia", map[string]any{"StreamName": "s", "StartSelector": map[string]any{"StartSelectorType": "NOW"}})
 	if resp.StatusCode != 400 || resp.Header.Get("x-amzn-ErrorType") != "ConnectionLimitExceededException" {
-		t.Fatalf("connection %d: %d %s", getMediaConnections+1, resp.StatusCode, b)
+		t.Fatalf("connection %d: %d %s", ts.Server.cfg.GetMediaConnections+1, resp.StatusCode, b)
 	}
 	for _, s := range stops {
 		s()

@@ -29,6 +29,9 @@ type Config struct {
 	Logger    *slog.Logger
 	// MaxJSONBody bounds JSON request bodies. Default 1 MiB.
 	MaxJSONBody int64
+	// GetMediaConnections is how many GetMedia connections a stream allows
+	// at once (ConnectionLimitExceededException beyond). Default 3.
+	GetMediaConnections int
 }
 
 // Server serves the KVS API.
@@ -50,6 +53,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.MaxJSONBody == 0 {
 		cfg.MaxJSONBody = 1 << 20
+	}
+	if cfg.GetMediaConnections == 0 {
+		cfg.GetMediaConnections = 3
 	}
 	if cfg.Verifier == nil {
 		cfg.Verifier = NewVerifier(nil)

@@ -377,7 +377,10 @@ func (in *ingest) finish() error {
 		return err
 	}
 	if in.seg == nil {
-		return nil // no retention: nothing is archived, nothing is PERSISTED
+		// No retention: nothing is archived, nothing is PERSISTED; live
+		// readers get the fragment from memory.
+		in.s.notify(in.st.ID, &LiveFragment{Fragment: *frag, Header: in.stored, Meta: &Meta{Samples: f.samples, Tags: f.tags}, Payload: bytes.Clone(in.mem.Bytes())})
+		return nil
 	}
 	if err := in.seg.Sync(); err != nil {
 		in.seg.Truncate(f.start)
@@ -388,6 +391,7 @@ func (in *ingest) finish() error {
 		in.seg.Truncate(f.start)
 		return &PutError{ErrArchival, err.Error()}
 	}
+	in.s.notify(in.st.ID, nil)
 	return in.ack(Ack{EventType: AckPersisted, FragmentTimecode: f.timecode, FragmentNumber: f.number})
 }
 

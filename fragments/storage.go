@@ -51,6 +51,9 @@ type Selector int
 const (
 	ByServer Selector = iota
 	ByProducer
+	// ByOrdinal lists in ingest order after AfterOrdinal (From, To and
+	// AfterTS are ignored).
+	ByOrdinal
 )
 
 // FragmentQuery selects fragments of one stream. Ranges are inclusive unix

@@ -60,6 +60,9 @@ func (s *Server) putMedia(c echo.Context) error {
 	br.Peek(1)
 
 	c.Response().Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	// The response may end before the body does (an error ack, a newer
+	// connection, a drain): the connection is not reused after it.
+	c.Response().Header().Set(echo.HeaderConnection, "close")
 	c.Response().WriteHeader(http.StatusOK)
 	rc.Flush()
 

@@ -29,6 +29,9 @@ type Config struct {
 	Logger    *slog.Logger
 	// MaxJSONBody bounds JSON request bodies. Default 1 MiB.
 	MaxJSONBody int64
+	// GetMediaConnections is how many GetMedia connections a stream allows
+	// at once (ConnectionLimitExceededException beyond). Default 3.
+	GetMediaConnections int
 }
 
 // Server serves the KVS API.
@@ -39,6 +42,8 @@ type Server struct {
 	log   *slog.Logger
 	auth  *Verifier
 	ready atomic.Bool
+
+	getMediaConns connLimits
 }
 
 // New builds the server and its routes.
@@ -48,6 +53,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.MaxJSONBody == 0 {
 		cfg.MaxJSONBody = 1 << 20
+	}
+	if cfg.GetMediaConnections == 0 {
+		cfg.GetMediaConnections = 3
 	}
 	if cfg.Verifier == nil {
 		cfg.Verifier = NewVerifier(nil)
@@ -85,6 +93,8 @@ func New(cfg Config) *Server {
 	// Media and archived media.
 	e.POST("/putMedia", s.putMedia)
 	e.POST("/listFragments", jsonAPI(s, s.listFragments))
+	e.POST("/getMedia", s.getMedia)
+	e.POST("/getMediaForFragmentList", s.getMediaForFragmentList)
 	return s
 }
 
@@ -119,32 +129,38 @@ func requestID(c echo.Context) string {
 	return id
 }
 
-// jsonAPI adapts a handler of one AWS JSON operation: it reads the body
-// (bounded), checks the signature, decodes the input and encodes the output.
+// jsonAPI adapts a handler of one AWS JSON operation: it reads and checks
+// the request (readJSON) and encodes the output.
 func jsonAPI[In any, Out any](s *Server, h func(ctx context.Context, in *In) (*Out, error)) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		r := c.Request()
-		body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxJSONBody+1))
-		if err != nil {
-			return invalidArg("cannot read the request body: %v", err)
-		}
-		if int64(len(body)) > s.cfg.MaxJSONBody {
-			return invalidArg("request body larger than %d bytes", s.cfg.MaxJSONBody)
-		}
-		sum := sha256.Sum256(body)
-		if err := s.auth.Verify(r, hex.EncodeToString(sum[:])); err != nil {
-			return err
-		}
 		in := new(In)
-		if err := decodeJSON(body, in); err != nil {
+		if err := s.readJSON(c, in); err != nil {
 			return err
 		}
-		out, err := h(r.Context(), in)
+		out, err := h(c.Request().Context(), in)
 		if err != nil {
 			return err
 		}
 		return c.JSON(http.StatusOK, out)
 	}
+}
+
+// readJSON reads an AWS JSON request body (bounded), checks its signature
+// and decodes it into in.
+func (s *Server) readJSON(c echo.Context, in any) error {
+	r := c.Request()
+	body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxJSONBody+1))
+	if err != nil {
+		return invalidArg("cannot read the request body: %v", err)
+	}
+	if int64(len(body)) > s.cfg.MaxJSONBody {
+		return invalidArg("request body larger than %d bytes", s.cfg.MaxJSONBody)
+	}
+	sum := sha256.Sum256(body)
+	if err := s.auth.Verify(r, hex.EncodeToString(sum[:])); err != nil {
+		return err
+	}
+	return decodeJSON(body, in)
 }
 
 // decodeJSON decodes an AWS JSON body. An empty body is an empty object.

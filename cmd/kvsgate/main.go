@@ -60,6 +60,7 @@ func serve(args []string) error {
 	region := fs.String("region", "us-west-2", "region in stream ARNs")
 	account := fs.String("account", "000000000000", "account id in stream ARNs")
 	maxFragDur := fs.Duration("max-fragment-duration", 20*time.Second, "longest fragment accepted (PutMedia error 4002)")
+	getMediaConns := fs.Int("getmedia-connections", 3, "GetMedia connections allowed per stream at once")
 	demo := fs.Bool("demo", false, "create the stream 'demo' and feed it forever from the bundled sample clip")
 	verbose := fs.Bool("v", false, "debug logging")
 	fs.Parse(args)
@@ -101,7 +102,7 @@ func serve(args []string) error {
 	if *publicURL == "" {
 		*publicURL = "http://" + ln.Addr().String()
 	}
-	srv := web.New(web.Config{PublicURL: *publicURL, Store: store, Verifier: verifier, Logger: log})
+	srv := web.New(web.Config{PublicURL: *publicURL, Store: store, Verifier: verifier, Logger: log, GetMediaConnections: *getMediaConns})
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

@@ -27,6 +27,10 @@ var (
 	ErrTooLarge  = errors.New("mkv: element too large")
 )
 
+// VintLen returns the length of the vint (element ID or size) that starts
+// with b, or 0 if b is 0.
+func VintLen(b byte) int { return vintLen(b) }
+
 // vintLen returns the encoded length of a variable-size integer from its
 // first byte, or 0 if the byte is 0 (lengths over 8 are not valid EBML).
 func vintLen(b byte) int {

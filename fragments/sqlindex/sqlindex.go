@@ -381,12 +381,16 @@ func (x *Index) Fragments(q fragments.FragmentQuery) ([]fragments.Fragment, erro
 	}
 	var query string
 	var args []any
-	if q.By == fragments.ByProducer {
+	switch q.By {
+	case fragments.ByOrdinal:
+		query = `SELECT ` + fragCols + ` FROM fragments WHERE stream_id = ? AND ordinal > ? AND server_ns >= ? ORDER BY ordinal LIMIT ?`
+		args = []any{q.StreamID, q.AfterOrdinal, q.MinServerNS, q.Limit}
+	case fragments.ByProducer:
 		query = `SELECT ` + fragCols + ` FROM fragments INDEXED BY fragments_producer
 		WHERE stream_id = ? AND (producer_ns, ordinal) > (?, ?) AND producer_ns <= ? AND server_ns >= ?
 		ORDER BY producer_ns, ordinal LIMIT ?`
 		args = []any{q.StreamID, lowTS, lowOrd, q.To, q.MinServerNS, q.Limit}
-	} else {
+	default:
 		if q.MinServerNS > lowTS {
 			lowTS, lowOrd = q.MinServerNS, 0
 		}

@@ -65,10 +65,9 @@ func (w *diskWriter) Write(p []byte) (int, error) {
 
 func (w *diskWriter) Size() int64 { return w.size }
 
+func (w *diskWriter) Flush() error { return w.w.Flush() }
+
 func (w *diskWriter) Sync() error {
-	if err := w.w.Flush(); err != nil {
-		return err
-	}
 	if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
 		return err
 	}

@@ -38,7 +38,8 @@ type PutOptions struct {
 	Now func() time.Time
 }
 
-// AckFunc sends one acknowledgement to the producer.
+// AckFunc sends one acknowledgement to the producer. It is called from two
+// goroutines (the reader and the persister) and must be safe for that.
 type AckFunc func(Ack) error
 
 // putSlot is the PutMedia connection a stream has.
@@ -75,7 +76,17 @@ func (s *Store) Put(ctx context.Context, st *Stream, opts PutOptions, body io.Re
 		}
 	}
 	in := &ingest{s: s, st: st, opts: opts, ack: ack, slot: slot, r: mkv.NewReader(body), lastPTS: map[uint64]int64{}}
+	if st.Archived() {
+		in.persist = newPersister(s, st, ack, opts.Abort)
+	}
 	err := in.run(ctx)
+	if in.persist != nil {
+		// Every fragment received is PERSISTED (or failed) before Put returns.
+		in.persist.close()
+		if perr := in.persist.err(); perr != nil && err == nil {
+			err = perr
+		}
+	}
 	in.closeSegment()
 	s.mu.Lock()
 	if s.putters[st.ID] == slot {
@@ -99,6 +110,7 @@ type ingest struct {
 	stored  *Header // header as stored; ID 0 until committed
 	seg     SegmentWriter
 	segID   int64
+	persist *persister   // nil for streams without retention
 	mem     bytes.Buffer // payload of a fragment of a stream without retention
 	frag    *building
 	lastPTS map[uint64]int64 // per track number: latest pts of earlier fragments
@@ -145,6 +157,10 @@ func (in *ingest) run(ctx context.Context) error {
 			return nil
 		}
 		if err != nil {
+			if perr := in.persistErr(); perr != nil {
+				in.discard() // the persister failed, acked ERROR and aborted the read
+				return perr
+			}
 			if in.stopping() {
 				in.discard()
 				return nil
@@ -382,17 +398,22 @@ func (in *ingest) finish() error {
 		in.s.notify(in.st.ID, &LiveFragment{Fragment: *frag, Header: in.stored, Meta: &Meta{Samples: f.samples, Tags: f.tags}, Payload: bytes.Clone(in.mem.Bytes())})
 		return nil
 	}
-	if err := in.seg.Sync(); err != nil {
+	if err := in.seg.Flush(); err != nil {
 		in.seg.Truncate(f.start)
 		return &PutError{ErrArchival, err.Error()}
 	}
+	// The persister syncs, commits and acks PERSISTED while this connection
+	// goes on with the next fragment.
 	meta := AppendMeta(nil, &Meta{Samples: f.samples, Tags: f.tags})
-	if err := in.s.commit(context.Background(), &Pending{Fragment: frag, Meta: meta, Header: in.stored}); err != nil {
-		in.seg.Truncate(f.start)
-		return &PutError{ErrArchival, err.Error()}
+	in.persist.add(in.seg, &Pending{Fragment: frag, Meta: meta, Header: in.stored})
+	return nil
+}
+
+func (in *ingest) persistErr() error {
+	if in.persist == nil {
+		return nil
 	}
-	in.s.notify(in.st.ID, nil)
-	return in.ack(Ack{EventType: AckPersisted, FragmentTimecode: f.timecode, FragmentNumber: f.number})
+	return in.persist.err()
 }
 
 // finishSamples turns absolute sample times into times relative to start,
@@ -475,6 +496,9 @@ func (in *ingest) discard() {
 }
 
 func (in *ingest) newSegment() error {
+	if in.persist != nil && in.seg != nil {
+		in.persist.wait() // the old segment is synced before it is closed
+	}
 	in.closeSegment()
 	id, err := in.s.Index.NewSegment(in.st.ID)
 	if err != nil {

@@ -26,12 +26,15 @@ type Payloads interface {
 	RemoveStream(streamID int64) error
 }
 
-// SegmentWriter appends to one segment.
+// SegmentWriter appends to one segment. One goroutine writes (Write,
+// Flush, Truncate); another may Sync at the same time.
 type SegmentWriter interface {
 	io.Writer
 	// Size is the number of bytes written so far (flushed or not).
 	Size() int64
-	// Sync makes everything written so far durable.
+	// Flush hands everything written so far to the storage.
+	Flush() error
+	// Sync makes everything flushed before it was called durable.
 	Sync() error
 	// Truncate discards everything after size (a rejected fragment).
 	Truncate(size int64) error

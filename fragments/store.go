@@ -1,7 +1,6 @@
 package fragments
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -75,7 +74,7 @@ type Store struct {
 }
 
 type commitReq struct {
-	p    *Pending
+	ps   []*Pending
 	done chan error
 }
 
@@ -152,10 +151,10 @@ func (s *Store) serverTime(now time.Time) int64 {
 	}
 }
 
-// commit durably indexes a fragment whose payload is synced. Concurrent
-// callers share one index transaction (group commit).
-func (s *Store) commit(ctx context.Context, p *Pending) error {
-	req := commitReq{p: p, done: make(chan error, 1)}
+// commit durably indexes fragments whose payloads are synced, in one
+// transaction. Concurrent callers share a transaction (group commit).
+func (s *Store) commit(ps []*Pending) error {
+	req := commitReq{ps: ps, done: make(chan error, 1)}
 	select {
 	case s.commits <- req:
 	case <-s.stop:
@@ -167,7 +166,7 @@ func (s *Store) commit(ctx context.Context, p *Pending) error {
 func (s *Store) committer() {
 	defer s.wg.Done()
 	batch := make([]commitReq, 0, 64)
-	pend := make([]*Pending, 0, 64)
+	pend := make([]*Pending, 0, 256)
 	for {
 		select {
 		case <-s.stop:
@@ -186,7 +185,7 @@ func (s *Store) committer() {
 		}
 		pend = pend[:0]
 		for _, r := range batch {
-			pend = append(pend, r.p)
+			pend = append(pend, r.ps...)
 		}
 		err := s.Index.Commit(pend)
 		for _, r := range batch {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,8 +38,11 @@ func put(t *testing.T, s *fragments.Store, st *fragments.Stream, file string, op
 		t.Fatal(err)
 	}
 	var acks []fragments.Ack
+	var mu sync.Mutex
 	opts.Abort = func() {}
 	err = s.Put(context.Background(), st, opts, bytes.NewReader(data), func(a fragments.Ack) error {
+		mu.Lock()
+		defer mu.Unlock()
 		acks = append(acks, a)
 		return nil
 	})

@@ -694,33 +694,67 @@ type ieCheck struct {
 // ieVerify checks that acks, index, sample tables, payloads and
 // ListFragments all match the input, fragment by fragment. It returns the
 // stored fragments.
+// ieCheckAckOrder checks the acks of n fragments: each fragment gets
+// BUFFERING, RECEIVED and (if persisted) PERSISTED, in that order and with
+// one FragmentNumber; fragments follow each other (a fragment's BUFFERING
+// comes after the previous one's RECEIVED); PERSISTED acks come in fragment
+// order; numbers increase. PERSISTED of fragment i may come after the
+// BUFFERING or RECEIVED of later fragments: the server persists one
+// fragment while it receives the next. It returns the fragment numbers.
+func ieCheckAckOrder(t testing.TB, acks []ieAck, n int, persisted bool) []uint64 {
+	t.Helper()
+	per := 3
+	if !persisted {
+		per = 2
+	}
+	if len(acks) != per*n {
+		t.Fatalf("%d acks for %d fragments, want %d each: %v", len(acks), n, per, acks)
+	}
+	var numbers []uint64
+	seen := map[uint64][]string{}
+	lastPersisted := -1
+	for _, a := range acks {
+		ieCheckAckJSON(t, a)
+		num := a.number(t)
+		if a.EventType == fragments.AckBuffering {
+			if k := len(numbers); k > 0 && len(seen[numbers[k-1]]) < 2 {
+				t.Fatalf("fragment %d began before fragment %d was RECEIVED: %v", k, k-1, acks)
+			}
+			if k := len(numbers); k > 0 && num <= numbers[k-1] {
+				t.Errorf("fragment %d: number %d not after %d", k, num, numbers[k-1])
+			}
+			numbers = append(numbers, num)
+		}
+		seen[num] = append(seen[num], a.EventType)
+		if a.EventType == fragments.AckPersisted {
+			i := slices.Index(numbers, num)
+			if i != lastPersisted+1 {
+				t.Fatalf("PERSISTED for fragment %d after fragment %d's: %v", i, lastPersisted, acks)
+			}
+			lastPersisted = i
+		}
+	}
+	want := []string{fragments.AckBuffering, fragments.AckReceived, fragments.AckPersisted}[:per]
+	for i, num := range numbers {
+		if !slices.Equal(seen[num], want) {
+			t.Fatalf("fragment %d (%d): acks %v, want %v", i, num, seen[num], want)
+		}
+	}
+	if len(numbers) != n {
+		t.Fatalf("%d fragments acked, want %d", len(numbers), n)
+	}
+	return numbers
+}
+
 func ieVerify(t testing.TB, ts *testServer, in *ieInput, acks []ieAck, c ieCheck) []fragments.Fragment {
 	t.Helper()
 	acks = ieWithoutIdle(acks)
-	// Acks: BUFFERING, RECEIVED, PERSISTED per fragment, in that order.
-	if len(acks) != 3*len(in.frags) {
-		t.Fatalf("%d acks for %d fragments, want 3 each: %v", len(acks), len(in.frags), acks)
-	}
-	numbers := make([]uint64, len(in.frags))
+	numbers := ieCheckAckOrder(t, acks, len(in.frags), true)
 	for i, f := range in.frags {
-		want := []string{fragments.AckBuffering, fragments.AckReceived, fragments.AckPersisted}
-		for k, typ := range want {
-			a := acks[3*i+k]
-			ieCheckAckJSON(t, a)
-			if a.EventType != typ {
-				t.Fatalf("fragment %d: ack %d is %s, want %s (acks %v)", i, k, a, typ, acks[3*i:3*i+3])
+		for _, a := range acks {
+			if a.number(t) == numbers[i] && a.FragmentTimecode != f.timecode {
+				t.Errorf("fragment %d: %s ack FragmentTimecode %d, want the cluster Timecode %d", i, a.EventType, a.FragmentTimecode, f.timecode)
 			}
-			if a.FragmentTimecode != f.timecode {
-				t.Errorf("fragment %d: %s ack FragmentTimecode %d, want the cluster Timecode %d", i, typ, a.FragmentTimecode, f.timecode)
-			}
-			if k == 0 {
-				numbers[i] = a.number(t)
-			} else if n := a.number(t); n != numbers[i] {
-				t.Errorf("fragment %d: %s ack FragmentNumber %d, BUFFERING said %d", i, typ, n, numbers[i])
-			}
-		}
-		if i > 0 && numbers[i] <= numbers[i-1] {
-			t.Errorf("fragment %d: number %d not after %d", i, numbers[i], numbers[i-1])
 		}
 	}
 
@@ -1813,10 +1847,7 @@ func TestIngestNewStreamHeaderMidBody(t *testing.T) {
 	p.writeSplit(body, rand.New(rand.NewSource(5)))
 	p.closeBody()
 	p.requireOK()
-	acks := ieWithoutIdle(p.rest())
-	if len(acks) != 6 || acks[2].EventType != fragments.AckPersisted || acks[5].EventType != fragments.AckPersisted {
-		t.Fatalf("acks %v, want two fragments persisted", acks)
-	}
+	ieCheckAckOrder(t, ieWithoutIdle(p.rest()), 2, true)
 	st := ieStream(t, ts, "restart")
 	frags := ieIndexed(t, ts, st.ID)
 	if len(frags) != 2 {

@@ -118,7 +118,7 @@ func BenchmarkPlainHTTPSegment(b *testing.B) {
 func BenchmarkGetMediaLiveTail(b *testing.B) {
 	ts := newTestServer(b, nil, fragments.Config{})
 	gmPost(b, ts.URL, "/createStream", map[string]any{"StreamName": "live", "DataRetentionInHours": 1})
-	feed := gmFeed(b, ts, "live")
+	feed := gmFeed(b, ts, "live", "PERSISTED")
 	defer feed.pw.Close()
 	feed.pw.Write(gmHeader())
 	arrivals, stop := gmTail(b, ts, map[string]any{"StreamName": "live", "StartSelector": map[string]any{"StartSelectorType": "NOW"}})

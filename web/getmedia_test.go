@@ -359,13 +359,14 @@ func gmTail(t testing.TB, ts *testServer, body map[string]any) (<-chan gmArrival
 }
 
 // gmFeeder sends fragments one at a time on an open PutMedia body and
-// reports each PERSISTED ack's time.
+// reports the time of each ack of the given type (PERSISTED; RECEIVED for
+// streams without retention, which get no PERSISTED).
 type gmFeeder struct {
 	pw        *io.PipeWriter
 	persisted chan time.Time
 }
 
-func gmFeed(t testing.TB, ts *testServer, stream string) *gmFeeder {
+func gmFeed(t testing.TB, ts *testServer, stream, event string) *gmFeeder {
 	t.Helper()
 	pr, pw := io.Pipe()
 	req, _ := http.NewRequest("POST", ts.URL+"/putMedia", pr)
@@ -385,7 +386,7 @@ func gmFeed(t testing.TB, ts *testServer, stream string) *gmFeeder {
 				close(f.persisted)
 				return
 			}
-			if a.EventType == "PERSISTED" || a.EventType == "RECEIVED" {
+			if a.EventType == event {
 				f.persisted <- time.Now()
 			}
 		}
@@ -422,7 +423,11 @@ func TestGetMediaLiveTail(t *testing.T) {
 			if resp, b := gmPost(t, ts.URL, "/createStream", map[string]any{"StreamName": stream, "DataRetentionInHours": retention}); resp.StatusCode != 200 {
 				t.Fatal(string(b))
 			}
-			feed := gmFeed(t, ts, stream)
+			event := "PERSISTED"
+			if retention == 0 {
+				event = "RECEIVED"
+			}
+			feed := gmFeed(t, ts, stream, event)
 			defer feed.pw.Close()
 			feed.pw.Write(gmHeader())
 			base := time.Now().UnixMilli()

@@ -110,13 +110,59 @@ func (s *Server) putMedia(c echo.Context) error {
 	if err != nil {
 		s.log.Info("putMedia ended with an error", "stream", st.Name, "request_id", requestID(c), "err", err)
 	}
+	if !body.eof.Load() {
+		s.endEarly(rc)
+	}
 	return nil
+}
+
+// putLinger bounds how long a PutMedia connection whose response ended
+// before its body (a drain, a newer connection, an error ack) keeps reading
+// and dropping the body before it is closed.
+var putLinger = 2 * time.Second
+
+// endEarly ends a PutMedia response while the producer is still sending:
+// it finishes the chunked response, half-closes the connection and drops
+// what still arrives for a moment before closing it. Closing a socket with
+// unread data in it sends a TCP reset, and a reset can make the producer
+// lose the last acks before it has read them.
+func (s *Server) endEarly(rc *http.ResponseController) {
+	conn, rw, err := rc.Hijack()
+	if err != nil {
+		return // not HTTP/1: the server closes the stream itself
+	}
+	s.lingering.Add(1)
+	go func() {
+		defer s.lingering.Done()
+		defer conn.Close()
+		rw.WriteString("0\r\n\r\n") // the end of the chunked response
+		if rw.Flush() != nil {
+			return
+		}
+		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		conn.SetReadDeadline(time.Now().Add(putLinger))
+		io.Copy(io.Discard, rw)
+	}()
+}
+
+// WaitLingering waits (at most d) for connections ended early to close, so
+// that a server exiting does not reset them.
+func (s *Server) WaitLingering(d time.Duration) {
+	done := make(chan struct{})
+	go func() { s.lingering.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
 }
 
 // activityReader remembers when data last arrived.
 type activityReader struct {
 	r    io.Reader
 	nano atomic.Int64
+	eof  atomic.Bool // the body ended (the producer closed it)
 }
 
 func (a *activityReader) touch() { a.nano.Store(time.Now().UnixNano()) }
@@ -127,6 +173,9 @@ func (a *activityReader) Read(p []byte) (int, error) {
 	n, err := a.r.Read(p)
 	if n > 0 {
 		a.touch()
+	}
+	if err == io.EOF {
+		a.eof.Store(true)
 	}
 	return n, err
 }

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/google/uuid"
@@ -44,6 +45,7 @@ type Server struct {
 	ready atomic.Bool
 
 	getMediaConns connLimits
+	lingering     sync.WaitGroup // PutMedia connections ended before their body
 }
 
 // New builds the server and its routes.

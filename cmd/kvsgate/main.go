@@ -129,6 +129,7 @@ func serve(args []string) error {
 		log.Warn("shutdown", "err", err)
 		hs.Close()
 	}
+	srv.WaitLingering(5 * time.Second)
 	return store.Close()
 }
 

@@ -3,14 +3,17 @@ module github.com/kvsgate/kvsgate
 go 1.26.8
 
 require (
+	github.com/Eyevinn/mp4ff v0.56.0 // indirect
 	github.com/aws/aws-sdk-go-v2 v1.47.0 // indirect
 	github.com/aws/aws-sdk-go-v2/internal/configsources v1.5.3 // indirect
 	github.com/aws/aws-sdk-go-v2/internal/endpoints/v2 v2.8.3 // indirect
 	github.com/aws/aws-sdk-go-v2/service/kinesisvideo v1.34.0 // indirect
 	github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia v1.41.0 // indirect
 	github.com/aws/smithy-go v1.28.1 // indirect
+	github.com/bluenviron/mediacommon/v2 v2.9.0 // indirect
 	github.com/dustin/go-humanize v1.0.1 // indirect
 	github.com/google/uuid v1.6.0 // indirect
+	github.com/grafov/m3u8 v0.12.1 // indirect
 	github.com/labstack/echo/v4 v4.13.4 // indirect
 	github.com/labstack/gommon v0.4.2 // indirect
 	github.com/mattn/go-colorable v0.1.14 // indirect

@@ -1,2 +1,0 @@
-// Package hls is reserved for a later issue; see README.md.
-package hls

@@ -1,0 +1,45 @@
+// Package hls packages archived fragments for HLS: master and media
+// playlists, fMP4 init and media segments, and MPEG-TS segments. It knows
+// nothing of HTTP: it writes to an io.Writer from the fragment index's
+// sample tables and the stored payload bytes.
+package hls
+
+import (
+	"errors"
+	"io"
+
+	"github.com/kvsgate/kvsgate/fragments"
+)
+
+// Errors about a stream's tracks, named after the API exceptions they become.
+var (
+	ErrMissingCodecPrivate = errors.New("missing codec private data")
+	ErrInvalidCodecPrivate = errors.New("invalid codec private data")
+	ErrUnsupportedMedia    = errors.New("unsupported stream media type")
+)
+
+// Container is a segment format.
+type Container int
+
+// Segment formats of HLS sessions.
+const (
+	FMP4 Container = iota
+	MPEGTS
+)
+
+// Segment is one fragment to package as a media segment.
+type Segment struct {
+	Header *fragments.Header
+	Meta   *fragments.Meta
+	// Payload holds the stored Cluster; Sample.Offset and Sample.Size
+	// index into it. Size is its length.
+	Payload io.ReaderAt
+	Size    int64
+	// BaseNS is the fragment's timestamp in the session's timestamp source
+	// (unix ns): a sample is presented at BaseNS + Sample.PTS and decoded
+	// at BaseNS + Sample.DTS.
+	BaseNS int64
+	// Sequence is the fragment's per-stream ordinal (mfhd sequence number;
+	// MPEG-TS continuity counters derive from it).
+	Sequence int64
+}

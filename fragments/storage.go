@@ -86,6 +86,8 @@ type Index interface {
 	CreateStream(s *Stream) error
 	// Stream looks a live stream up by name or, if name is "", by ARN.
 	Stream(name, arn string) (*Stream, error)
+	// StreamByID looks a live stream up by its internal id.
+	StreamByID(id int64) (*Stream, error)
 	// Streams lists live streams whose name starts with prefix and sorts after after.
 	Streams(prefix, after string, limit int) ([]*Stream, error)
 	// UpdateStream replaces a stream's mutable fields if its version is still oldVersion.

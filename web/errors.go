@@ -6,6 +6,8 @@ import (
 	"net/http"
 
 	"github.com/kvsgate/kvsgate/fragments"
+	"github.com/kvsgate/kvsgate/hls"
+	"github.com/kvsgate/kvsgate/session"
 	"github.com/labstack/echo/v4"
 )
 
@@ -61,6 +63,14 @@ func toAPIError(err error) *APIError {
 		}
 	}
 	switch {
+	case errors.Is(err, session.ErrInvalid), errors.Is(err, session.ErrExpired):
+		return apiErr(http.StatusUnauthorized, "NotAuthorizedException", "%v", err)
+	case errors.Is(err, hls.ErrMissingCodecPrivate):
+		return apiErr(http.StatusBadRequest, "MissingCodecPrivateDataException", "%v", err)
+	case errors.Is(err, hls.ErrInvalidCodecPrivate):
+		return apiErr(http.StatusBadRequest, "InvalidCodecPrivateDataException", "%v", err)
+	case errors.Is(err, hls.ErrUnsupportedMedia):
+		return apiErr(http.StatusBadRequest, "UnsupportedStreamMediaTypeException", "%v", err)
 	case errors.Is(err, fragments.ErrNotFound):
 		return notFound("the requested resource was not found")
 	case errors.Is(err, fragments.ErrStreamExists):

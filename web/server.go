@@ -5,6 +5,7 @@ package web
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/kvsgate/kvsgate/fragments"
+	"github.com/kvsgate/kvsgate/session"
 	"github.com/labstack/echo/v4"
 )
 
@@ -33,6 +35,9 @@ type Config struct {
 	// GetMediaConnections is how many GetMedia connections a stream allows
 	// at once (ConnectionLimitExceededException beyond). Default 3.
 	GetMediaConnections int
+	// SessionKey seals HLS and DASH session tokens (32 bytes). Servers that
+	// share it serve each other's sessions. A random key if nil.
+	SessionKey []byte
 }
 
 // Server serves the KVS API.
@@ -46,6 +51,8 @@ type Server struct {
 
 	getMediaConns connLimits
 	lingering     sync.WaitGroup // PutMedia connections ended before their body
+	sessions      *session.Keyring
+	headers       sync.Map // header id -> *fragments.Header (headers never change)
 }
 
 // New builds the server and its routes.
@@ -63,7 +70,15 @@ func New(cfg Config) *Server {
 		cfg.Verifier = NewVerifier(nil)
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, auth: cfg.Verifier}
+	if cfg.SessionKey == nil {
+		cfg.SessionKey = make([]byte, 32)
+		rand.Read(cfg.SessionKey)
+	}
+	keyring, err := session.NewKeyring(cfg.SessionKey)
+	if err != nil {
+		panic(err) // a key of the wrong size is a programming error: main checks it
+	}
+	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, auth: cfg.Verifier, sessions: keyring}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
@@ -97,6 +112,19 @@ func New(cfg Config) *Server {
 	e.POST("/listFragments", jsonAPI(s, s.listFragments))
 	e.POST("/getMedia", s.getMedia)
 	e.POST("/getMediaForFragmentList", s.getMediaForFragmentList)
+
+	// HLS sessions. Their resources are answered for GET and HEAD.
+	e.POST("/getHLSStreamingSessionURL", jsonAPI(s, s.getHLSStreamingSessionURL))
+	for path, h := range map[string]echo.HandlerFunc{
+		"/hls/v1/getHLSMasterPlaylist.m3u8": s.hlsMasterPlaylist,
+		"/hls/v1/getHLSMediaPlaylist.m3u8":  s.hlsMediaPlaylist,
+		"/hls/v1/getMP4InitFragment.mp4":    s.hlsInit,
+		"/hls/v1/getMP4MediaFragment.mp4":   s.hlsMP4Media,
+		"/hls/v1/getTSFragment.ts":          s.hlsTS,
+	} {
+		e.GET(path, h)
+		e.HEAD(path, h)
+	}
 	return s
 }
 

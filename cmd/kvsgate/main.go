@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"github.com/kvsgate/kvsgate/fragments"
 	"github.com/kvsgate/kvsgate/fragments/producer"
 	"github.com/kvsgate/kvsgate/fragments/sqlindex"
+	playback "github.com/kvsgate/kvsgate/session"
 	"github.com/kvsgate/kvsgate/web"
 )
 
@@ -61,6 +63,7 @@ func serve(args []string) error {
 	account := fs.String("account", "000000000000", "account id in stream ARNs")
 	maxFragDur := fs.Duration("max-fragment-duration", 20*time.Second, "longest fragment accepted (PutMedia error 4002)")
 	getMediaConns := fs.Int("getmedia-connections", 3, "GetMedia connections allowed per stream at once")
+	sessionKeyHex := fs.String("session-key", "", "hex AES-256 key sealing HLS/DASH session tokens (default: <data-dir>/session.key, created on first start); servers sharing it serve each other's sessions")
 	demo := fs.Bool("demo", false, "create the stream 'demo' and feed it forever from the bundled sample clip")
 	verbose := fs.Bool("v", false, "debug logging")
 	fs.Parse(args)
@@ -102,7 +105,11 @@ func serve(args []string) error {
 	if *publicURL == "" {
 		*publicURL = "http://" + ln.Addr().String()
 	}
-	srv := web.New(web.Config{PublicURL: *publicURL, Store: store, Verifier: verifier, Logger: log, GetMediaConnections: *getMediaConns})
+	key, err := sessionKey(*sessionKeyHex, filepath.Join(*dataDir, "session.key"))
+	if err != nil {
+		return err
+	}
+	srv := web.New(web.Config{PublicURL: *publicURL, Store: store, Verifier: verifier, Logger: log, GetMediaConnections: *getMediaConns, SessionKey: key})
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -166,4 +173,16 @@ func put(args []string) error {
 		return nil
 	}
 	return err
+}
+
+// sessionKey is the --session-key flag, or the key kept in the data dir.
+func sessionKey(flagHex, path string) ([]byte, error) {
+	if flagHex == "" {
+		return playback.LoadOrCreateKey(path)
+	}
+	key, err := hex.DecodeString(flagHex)
+	if err != nil || len(key) != 32 {
+		return nil, errors.New("--session-key must be 64 hex digits (32 bytes)")
+	}
+	return key, nil
 }

@@ -173,6 +173,11 @@ func (x *Index) Stream(name, arn string) (*fragments.Stream, error) {
 	return scanStream(x.r.QueryRow(`SELECT `+streamCols+` FROM streams WHERE arn = ?`, arn))
 }
 
+// StreamByID implements fragments.Index.
+func (x *Index) StreamByID(id int64) (*fragments.Stream, error) {
+	return scanStream(x.r.QueryRow(`SELECT `+streamCols+` FROM streams WHERE id = ?`, id))
+}
+
 // Streams implements fragments.Index.
 func (x *Index) Streams(prefix, after string, limit int) ([]*fragments.Stream, error) {
 	rows, err := x.r.Query(`SELECT `+streamCols+` FROM streams WHERE name > ? AND substr(name, 1, ?) = ? ORDER BY name LIMIT ?`,

@@ -1,0 +1,146 @@
+package hls
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Playlists are written by hand rather than with github.com/grafov/m3u8:
+// the tags must come out exactly as below (EXTINF in milliseconds, a
+// discontinuity before each EXT-X-MAP change, EXT-X-DISCONTINUITY-SEQUENCE),
+// and a 5000-segment playlist must take a few milliseconds. The tests parse
+// the output with m3u8 to check it.
+
+// MediaSegment is one line of a media playlist.
+type MediaSegment struct {
+	URI        string
+	DurationNS int64
+	// Discontinuity puts EXT-X-DISCONTINUITY before the segment.
+	Discontinuity bool
+	// MapURI, if set, puts an EXT-X-MAP before the segment (after its
+	// discontinuity): a new init segment from here on.
+	MapURI string
+	// ProgramDateTime, if not zero, puts EXT-X-PROGRAM-DATE-TIME before it.
+	ProgramDateTime time.Time
+}
+
+// MediaPlaylist is a media playlist.
+type MediaPlaylist struct {
+	MediaSequence         int64
+	DiscontinuitySequence int64
+	// VOD writes EXT-X-PLAYLIST-TYPE:VOD; Ended writes EXT-X-ENDLIST.
+	VOD, Ended bool
+	// MapURI is the first init segment (fMP4); "" for MPEG-TS.
+	MapURI   string
+	Segments []MediaSegment
+}
+
+// TargetDuration is the EXT-X-TARGETDURATION of segments: the longest,
+// rounded to the nearest second as RFC 8216 asks, and at least 1.
+func TargetDuration(segs []MediaSegment) int {
+	t := 1
+	for _, s := range segs {
+		t = max(t, int(math.Round(float64(s.DurationNS)/1e9)))
+	}
+	return t
+}
+
+// WriteMediaPlaylist writes p.
+func WriteMediaPlaylist(w io.Writer, p *MediaPlaylist) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	version := 3
+	if p.MapURI != "" {
+		version = 7 // EXT-X-MAP for fMP4
+	}
+	fmt.Fprintf(bw, "#EXTM3U\n#EXT-X-VERSION:%d\n#EXT-X-TARGETDURATION:%d\n#EXT-X-MEDIA-SEQUENCE:%d\n", version, TargetDuration(p.Segments), p.MediaSequence)
+	if p.DiscontinuitySequence != 0 {
+		fmt.Fprintf(bw, "#EXT-X-DISCONTINUITY-SEQUENCE:%d\n", p.DiscontinuitySequence)
+	}
+	if p.VOD {
+		bw.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
+	}
+	if p.MapURI != "" {
+		fmt.Fprintf(bw, "#EXT-X-MAP:URI=\"%s\"\n", p.MapURI)
+	}
+	var num []byte
+	for _, s := range p.Segments {
+		if s.Discontinuity {
+			bw.WriteString("#EXT-X-DISCONTINUITY\n")
+		}
+		if s.MapURI != "" {
+			fmt.Fprintf(bw, "#EXT-X-MAP:URI=\"%s\"\n", s.MapURI)
+		}
+		if !s.ProgramDateTime.IsZero() {
+			bw.WriteString("#EXT-X-PROGRAM-DATE-TIME:")
+			bw.WriteString(s.ProgramDateTime.UTC().Format("2006-01-02T15:04:05.000Z"))
+			bw.WriteByte('\n')
+		}
+		bw.WriteString("#EXTINF:")
+		num = appendSeconds(num[:0], s.DurationNS)
+		bw.Write(num)
+		bw.WriteString(",\n")
+		bw.WriteString(s.URI)
+		bw.WriteByte('\n')
+	}
+	if p.Ended {
+		bw.WriteString("#EXT-X-ENDLIST\n")
+	}
+	return bw.Flush()
+}
+
+// appendSeconds appends a duration as seconds with millisecond precision.
+func appendSeconds(dst []byte, ns int64) []byte {
+	ms := (ns + 500e3) / 1e6
+	dst = strconv.AppendInt(dst, ms/1000, 10)
+	f := ms % 1000
+	return append(dst, '.', byte('0'+f/100), byte('0'+f/10%10), byte('0'+f%10))
+}
+
+// Variant is the video (or audio-only) stream of a master playlist.
+type Variant struct {
+	URI                         string
+	Bandwidth, AverageBandwidth int64
+	Codecs                      []string
+	Width, Height               int
+	FrameRate                   float64
+}
+
+// MasterPlaylist is a master playlist: one variant, and an audio rendition
+// when audio is a separate playlist (fMP4 with a second track).
+type MasterPlaylist struct {
+	Variant  Variant
+	AudioURI string
+}
+
+// WriteMasterPlaylist writes m.
+func WriteMasterPlaylist(w io.Writer, m *MasterPlaylist) error {
+	bw := bufio.NewWriter(w)
+	bw.WriteString("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n")
+	if m.AudioURI != "" {
+		fmt.Fprintf(bw, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,URI=\"%s\"\n", m.AudioURI)
+	}
+	v := m.Variant
+	attrs := []string{"BANDWIDTH=" + strconv.FormatInt(max(v.Bandwidth, 1), 10)}
+	if v.AverageBandwidth > 0 {
+		attrs = append(attrs, "AVERAGE-BANDWIDTH="+strconv.FormatInt(v.AverageBandwidth, 10))
+	}
+	if len(v.Codecs) > 0 {
+		attrs = append(attrs, `CODECS="`+strings.Join(v.Codecs, ",")+`"`)
+	}
+	if v.Width > 0 && v.Height > 0 {
+		attrs = append(attrs, fmt.Sprintf("RESOLUTION=%dx%d", v.Width, v.Height))
+	}
+	if v.FrameRate > 0 {
+		attrs = append(attrs, "FRAME-RATE="+strconv.FormatFloat(v.FrameRate, 'f', 3, 64))
+	}
+	if m.AudioURI != "" {
+		attrs = append(attrs, `AUDIO="audio"`)
+	}
+	fmt.Fprintf(bw, "#EXT-X-STREAM-INF:%s\n%s\n", strings.Join(attrs, ","), v.URI)
+	return bw.Flush()
+}

@@ -1,0 +1,537 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/kvsgate/kvsgate/fragments"
+	"github.com/kvsgate/kvsgate/hls"
+	"github.com/kvsgate/kvsgate/session"
+	"github.com/labstack/echo/v4"
+)
+
+// liveWindow is how recent a fragment must be for a LIVE session to start.
+const liveWindow = 30 * time.Second
+
+type hlsSessionIn struct {
+	streamRef
+	ContainerFormat          string                `json:"ContainerFormat"`
+	DiscontinuityMode        string                `json:"DiscontinuityMode"`
+	DisplayFragmentTimestamp string                `json:"DisplayFragmentTimestamp"`
+	Expires                  *int                  `json:"Expires"`
+	HLSFragmentSelector      *fragmentSelectorJSON `json:"HLSFragmentSelector"`
+	MaxMediaPlaylistResults  *int                  `json:"MaxMediaPlaylistFragmentResults"`
+	PlaybackMode             string                `json:"PlaybackMode"`
+}
+
+// fragmentSelectorJSON is HLSFragmentSelector / DASHFragmentSelector.
+type fragmentSelectorJSON struct {
+	FragmentSelectorType string          `json:"FragmentSelectorType"`
+	TimestampRange       *timestampRange `json:"TimestampRange"`
+}
+
+type hlsSessionOut struct {
+	HLSStreamingSessionURL string `json:"HLSStreamingSessionURL"`
+}
+
+// sessionParams are the parameters HLS and DASH sessions share.
+type sessionParams struct {
+	ref        streamRef
+	mode       string
+	selector   *fragmentSelectorJSON
+	expires    *int
+	maxResults *int
+}
+
+// newSession validates what HLS and DASH sessions share and builds the
+// session: mode, selector, range, expiry, max results; the stream, its
+// retention and that the session has fragments to show.
+func (s *Server) newSession(p sessionParams, proto session.Protocol) (*session.Session, *fragments.Stream, error) {
+	sess := session.Session{Protocol: proto}
+	switch p.mode {
+	case "", "LIVE":
+		sess.Mode = session.Live
+	case "LIVE_REPLAY":
+		sess.Mode = session.LiveReplay
+	case "ON_DEMAND":
+		sess.Mode = session.OnDemand
+	default:
+		return nil, nil, invalidArg("PlaybackMode must be LIVE, LIVE_REPLAY or ON_DEMAND")
+	}
+	if sel := p.selector; sel != nil {
+		switch sel.FragmentSelectorType {
+		case "", "SERVER_TIMESTAMP":
+		case "PRODUCER_TIMESTAMP":
+			sess.Producer = true
+		default:
+			return nil, nil, invalidArg("FragmentSelectorType must be PRODUCER_TIMESTAMP or SERVER_TIMESTAMP")
+		}
+		if tr := sel.TimestampRange; tr != nil {
+			if sess.Mode == session.Live {
+				return nil, nil, invalidArg("a TimestampRange cannot be given in LIVE mode")
+			}
+			if tr.StartTimestamp == nil {
+				return nil, nil, invalidArg("TimestampRange needs a StartTimestamp")
+			}
+			sess.StartNS = tr.StartTimestamp.UnixNano()
+			if tr.EndTimestamp != nil {
+				sess.EndNS, sess.HasEnd = tr.EndTimestamp.UnixNano(), true
+				if sess.EndNS <= sess.StartNS {
+					return nil, nil, invalidArg("EndTimestamp must be after StartTimestamp")
+				}
+				if sess.EndNS-sess.StartNS > int64(24*time.Hour) {
+					return nil, nil, invalidArg("the timestamp range must span at most 24 hours")
+				}
+			}
+		}
+	}
+	if sess.Mode != session.Live && (p.selector == nil || p.selector.TimestampRange == nil) {
+		return nil, nil, invalidArg("%s needs a fragment selector with a TimestampRange", p.mode)
+	}
+	if sess.Mode == session.OnDemand && !sess.HasEnd {
+		return nil, nil, invalidArg("ON_DEMAND needs an EndTimestamp")
+	}
+	expires := 300
+	if p.expires != nil {
+		expires = *p.expires
+		if expires < 300 || expires > 43200 {
+			return nil, nil, invalidArg("Expires must be between 300 and 43200 seconds")
+		}
+	}
+	sess.MaxResults = 5
+	if sess.Mode == session.OnDemand {
+		sess.MaxResults = 1000
+	}
+	if p.maxResults != nil {
+		sess.MaxResults = *p.maxResults
+		if sess.MaxResults < 1 || sess.MaxResults > 5000 {
+			return nil, nil, invalidArg("the maximum number of fragment results must be between 1 and 5000")
+		}
+	}
+	st, err := s.resolve(p.ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !st.Archived() {
+		return nil, nil, noDataRetention(st.Name)
+	}
+	sess.StreamID = st.ID
+	now := time.Now()
+	if sess.Mode == session.Live {
+		last, err := s.store.Index.LastOrdinal(st.ID)
+		if err != nil {
+			return nil, nil, err
+		}
+		sess.BaseOrdinal = max(1, last-int64(sess.MaxResults)+1)
+	}
+	created := session.New(sess, now, time.Duration(expires)*time.Second)
+	return created, st, nil
+}
+
+// firstFragment returns the fragment a new session starts with (the newest
+// for LIVE, which must be under 30 s old), or ResourceNotFoundException.
+func (s *Server) firstFragment(sess *session.Session, st *fragments.Stream) (*session.Entry, error) {
+	now := time.Now()
+	w, err := sess.Compute(s.store.Index, st, now)
+	if err != nil {
+		return nil, err
+	}
+	if sess.Mode == session.LiveReplay && len(w.Entries) == 0 {
+		// Nothing has played yet: look at the range itself.
+		probe := *sess
+		probe.Mode = session.OnDemand
+		probe.MaxResults = 1
+		if w, err = probe.Compute(s.store.Index, st, now); err != nil {
+			return nil, err
+		}
+	}
+	if len(w.Entries) == 0 {
+		return nil, notFound("no fragments found in the requested range of stream %s", st.Name)
+	}
+	e := &w.Entries[len(w.Entries)-1]
+	if sess.Mode == session.Live {
+		if now.UnixNano()-e.ServerNS > int64(liveWindow) {
+			return nil, notFound("stream %s had no fragment in the last %s", st.Name, liveWindow)
+		}
+	} else {
+		e = &w.Entries[0]
+	}
+	return e, nil
+}
+
+func (s *Server) getHLSStreamingSessionURL(_ context.Context, in *hlsSessionIn) (*hlsSessionOut, error) {
+	sess, st, err := s.newSession(sessionParams{ref: in.streamRef, mode: in.PlaybackMode, selector: in.HLSFragmentSelector,
+		expires: in.Expires, maxResults: in.MaxMediaPlaylistResults}, session.HLS)
+	if err != nil {
+		return nil, err
+	}
+	container := hls.FMP4
+	switch in.ContainerFormat {
+	case "", "FRAGMENTED_MP4":
+	case "MPEG_TS":
+		container = hls.MPEGTS
+	default:
+		return nil, invalidArg("ContainerFormat must be FRAGMENTED_MP4 or MPEG_TS")
+	}
+	sess.Container = uint8(container)
+	switch in.DiscontinuityMode {
+	case "":
+		if sess.Producer {
+			sess.Discontinuity = session.DiscontinuityNever
+		}
+	case "ALWAYS":
+	case "NEVER":
+		sess.Discontinuity = session.DiscontinuityNever
+	case "ON_DISCONTINUITY":
+		sess.Discontinuity = session.DiscontinuityOnGap
+	default:
+		return nil, invalidArg("DiscontinuityMode must be ALWAYS, NEVER or ON_DISCONTINUITY")
+	}
+	switch in.DisplayFragmentTimestamp {
+	case "", "NEVER":
+	case "ALWAYS":
+		sess.DisplayTimestamp = true
+	default:
+		return nil, invalidArg("DisplayFragmentTimestamp must be ALWAYS or NEVER")
+	}
+	first, err := s.firstFragment(sess, st)
+	if err != nil {
+		return nil, err
+	}
+	h, err := s.header(first.HeaderID)
+	if err != nil {
+		return nil, err
+	}
+	if err := hls.CheckTracks(h, container); err != nil {
+		return nil, err
+	}
+	return &hlsSessionOut{HLSStreamingSessionURL: s.DataEndpoint() + "/hls/v1/getHLSMasterPlaylist.m3u8?SessionToken=" + s.sessions.Seal(sess)}, nil
+}
+
+func (s *Server) header(id int64) (*fragments.Header, error) {
+	if h, ok := s.headers.Load(id); ok {
+		return h.(*fragments.Header), nil
+	}
+	h, err := s.store.Index.Header(id)
+	if err != nil {
+		return nil, err
+	}
+	s.headers.Store(id, h)
+	return h, nil
+}
+
+// hlsRequest is an opened session resource request.
+type hlsRequest struct {
+	c     echo.Context
+	sess  *session.Session
+	st    *fragments.Stream
+	token string
+}
+
+// openSession checks the request's SessionToken and loads its stream.
+// Session resources are not SigV4-signed: as in KVS, the sealed token is
+// the authority (players cannot sign).
+func (s *Server) openSession(c echo.Context, proto session.Protocol) (*hlsRequest, error) {
+	token := c.QueryParam("SessionToken")
+	sess, err := s.sessions.Open(token, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if sess.Protocol != proto {
+		return nil, session.ErrInvalid
+	}
+	st, err := s.store.Index.StreamByID(sess.StreamID)
+	if err != nil {
+		if errors.Is(err, fragments.ErrNotFound) {
+			return nil, notFound("the session's stream no longer exists")
+		}
+		return nil, err
+	}
+	return &hlsRequest{c: c, sess: sess, st: st, token: token}, nil
+}
+
+func (r *hlsRequest) uri(resource string, params ...string) string {
+	v := url.Values{}
+	for i := 0; i+1 < len(params); i += 2 {
+		v.Set(params[i], params[i+1])
+	}
+	q := v.Encode()
+	if q != "" {
+		q += "&"
+	}
+	return resource + "?" + q + "SessionToken=" + r.token
+}
+
+// trackParam reads TrackNumber (1-based; def if absent) against a header.
+func trackParam(c echo.Context, h *fragments.Header, def int) (int, error) {
+	v := c.QueryParam("TrackNumber")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > len(h.Tracks) {
+		return 0, invalidArg("TrackNumber %.20q is not a track of the stream", v)
+	}
+	return n, nil
+}
+
+// send writes a buffered resource with its length, type and caching.
+func send(c echo.Context, contentType string, cacheSeconds int, body []byte) error {
+	h := c.Response().Header()
+	h.Set(echo.HeaderContentType, contentType)
+	h.Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
+	if cacheSeconds > 0 {
+		h.Set("Cache-Control", "max-age="+strconv.Itoa(cacheSeconds))
+	} else {
+		h.Set("Cache-Control", "no-cache, no-store")
+	}
+	c.Response().WriteHeader(http.StatusOK)
+	if c.Request().Method == http.MethodHead {
+		return nil
+	}
+	_, err := c.Response().Write(body)
+	return err
+}
+
+// cacheFor is how long a session resource may be cached: segments and VOD
+// playlists until the session expires; live playlists not at all.
+func (r *hlsRequest) cacheFor(immutable bool) int {
+	if !immutable {
+		return 0
+	}
+	return int(max(0, (r.sess.ExpiresNS-time.Now().UnixNano())/1e9))
+}
+
+const mpegURL = "application/vnd.apple.mpegurl"
+
+func (s *Server) hlsMasterPlaylist(c echo.Context) error {
+	r, err := s.openSession(c, session.HLS)
+	if err != nil {
+		return err
+	}
+	w, err := r.sess.Compute(s.store.Index, r.st, time.Now())
+	if err != nil {
+		return err
+	}
+	if len(w.Entries) == 0 {
+		return notFound("no fragments in the session yet")
+	}
+	last := &w.Entries[len(w.Entries)-1]
+	h, err := s.header(last.HeaderID)
+	if err != nil {
+		return err
+	}
+	meta, err := s.store.Index.Meta(r.st.ID, last.Ordinal)
+	if err != nil {
+		return err
+	}
+	info, err := hls.Describe(h, meta.Samples)
+	if err != nil {
+		return err
+	}
+	m := &hls.MasterPlaylist{Variant: hls.Variant{Codecs: info.Codecs, Width: info.Width, Height: info.Height, FrameRate: info.FrameRate}}
+	// Bandwidth from the window's fragment sizes and durations.
+	var size, dur int64
+	for _, e := range w.Entries {
+		size += e.Size
+		dur += e.DurationNS
+		if e.DurationNS > 0 {
+			m.Variant.Bandwidth = max(m.Variant.Bandwidth, e.Size*8*1e9/e.DurationNS)
+		}
+	}
+	if dur > 0 {
+		m.Variant.AverageBandwidth = size * 8 * 1e9 / dur
+	}
+	if hls.Container(r.sess.Container) == hls.MPEGTS {
+		m.Variant.URI = r.uri("getHLSMediaPlaylist.m3u8")
+	} else {
+		m.Variant.URI = r.uri("getHLSMediaPlaylist.m3u8", "TrackNumber", "1")
+		if len(h.Tracks) > 1 {
+			m.AudioURI = r.uri("getHLSMediaPlaylist.m3u8", "TrackNumber", "2")
+		}
+	}
+	var buf bytes.Buffer
+	hls.WriteMasterPlaylist(&buf, m)
+	return send(c, mpegURL, r.cacheFor(w.Ended), buf.Bytes())
+}
+
+func (s *Server) hlsMediaPlaylist(c echo.Context) error {
+	r, err := s.openSession(c, session.HLS)
+	if err != nil {
+		return err
+	}
+	w, err := r.sess.Compute(s.store.Index, r.st, time.Now())
+	if err != nil {
+		return err
+	}
+	ts := hls.Container(r.sess.Container) == hls.MPEGTS
+	track := 0
+	if !ts {
+		v := c.QueryParam("TrackNumber")
+		if track, err = strconv.Atoi(v); err != nil || track < 1 || track > 2 {
+			return invalidArg("TrackNumber %.20q is not a track of the stream", v)
+		}
+	}
+	p := &hls.MediaPlaylist{MediaSequence: w.MediaSequence, DiscontinuitySequence: w.DiscontinuitySequence,
+		VOD: r.sess.Mode == session.OnDemand, Ended: w.Ended}
+	for i, e := range w.Entries {
+		number := strconv.FormatUint(e.Number, 10)
+		seg := hls.MediaSegment{DurationNS: e.DurationNS, Discontinuity: e.Discontinuity}
+		if ts {
+			seg.URI = r.uri("getTSFragment.ts", "FragmentNumber", number)
+		} else {
+			tn := strconv.Itoa(track)
+			seg.URI = r.uri("getMP4MediaFragment.mp4", "FragmentNumber", number, "TrackNumber", tn)
+			mapURI := r.uri("getMP4InitFragment.mp4", "FragmentNumber", number, "TrackNumber", tn)
+			if i == 0 {
+				p.MapURI = mapURI
+			} else if e.HeaderChange {
+				seg.MapURI = mapURI
+			}
+		}
+		if r.sess.DisplayTimestamp {
+			seg.ProgramDateTime = time.Unix(0, e.StartNS)
+		}
+		p.Segments = append(p.Segments, seg)
+	}
+	var buf bytes.Buffer
+	hls.WriteMediaPlaylist(&buf, p)
+	return send(c, mpegURL, r.cacheFor(w.Ended), buf.Bytes())
+}
+
+// sessionFragment loads the fragment a segment request names, if it
+// belongs to the session: its stream, its range, not expired.
+func (s *Server) sessionFragment(r *hlsRequest) (*fragments.Fragment, *fragments.Header, error) {
+	v := r.c.QueryParam("FragmentNumber")
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || !reFragmentNumber.MatchString(v) {
+		return nil, nil, invalidArg("FragmentNumber %.130q is not a fragment number", v)
+	}
+	f, err := s.store.Index.FragmentByNumber(r.st.ID, n)
+	if errors.Is(err, fragments.ErrNotFound) || (err == nil && f.ServerNS < r.st.Cutoff(time.Now())) {
+		return nil, nil, notFound("fragment %s is not in the session", v)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if r.sess.Mode != session.Live {
+		ts := f.ServerNS
+		if r.sess.Producer {
+			ts = f.ProducerNS
+		}
+		if ts < r.sess.StartNS || (r.sess.HasEnd && ts > r.sess.EndNS) {
+			return nil, nil, notFound("fragment %s is not in the session", v)
+		}
+	}
+	h, err := s.header(f.HeaderID)
+	return f, h, err
+}
+
+// segment loads what a media segment of f is made of.
+func (s *Server) segment(r *hlsRequest, f *fragments.Fragment, h *fragments.Header) (*hls.Segment, func(), error) {
+	meta, err := s.store.Index.Meta(f.StreamID, f.Ordinal)
+	if err != nil {
+		return nil, nil, err
+	}
+	fr, err := s.store.OpenFragment(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	base := f.ServerNS
+	if r.sess.Producer {
+		base = f.ProducerNS
+	}
+	return &hls.Segment{Header: h, Meta: meta, Payload: fr, Size: f.Size, BaseNS: base, Sequence: f.Ordinal}, func() { fr.Close() }, nil
+}
+
+func (s *Server) hlsInit(c echo.Context) error {
+	r, err := s.openSession(c, session.HLS)
+	if err != nil {
+		return err
+	}
+	var h *fragments.Header
+	if c.QueryParam("FragmentNumber") != "" {
+		if _, h, err = s.sessionFragment(r); err != nil {
+			return err
+		}
+	} else {
+		w, err := r.sess.Compute(s.store.Index, r.st, time.Now())
+		if err != nil {
+			return err
+		}
+		if len(w.Entries) == 0 {
+			return notFound("no fragments in the session yet")
+		}
+		if h, err = s.header(w.Entries[0].HeaderID); err != nil {
+			return err
+		}
+	}
+	track, err := trackParam(c, h, 0)
+	if err != nil {
+		return err
+	}
+	if track == 0 {
+		return invalidArg("TrackNumber is required")
+	}
+	var buf bytes.Buffer
+	if err := hls.WriteMP4Init(&buf, h, track-1); err != nil {
+		return err
+	}
+	return send(c, "video/mp4", r.cacheFor(true), buf.Bytes())
+}
+
+func (s *Server) hlsMP4Media(c echo.Context) error {
+	r, err := s.openSession(c, session.HLS)
+	if err != nil {
+		return err
+	}
+	f, h, err := s.sessionFragment(r)
+	if err != nil {
+		return err
+	}
+	track, err := trackParam(c, h, 0)
+	if err != nil {
+		return err
+	}
+	if track == 0 {
+		return invalidArg("TrackNumber is required")
+	}
+	seg, done, err := s.segment(r, f, h)
+	if err != nil {
+		return err
+	}
+	defer done()
+	var buf bytes.Buffer
+	buf.Grow(int(f.Size) + 4096)
+	if err := hls.WriteMP4Media(&buf, seg, track-1); err != nil {
+		return err
+	}
+	return send(c, "video/mp4", r.cacheFor(true), buf.Bytes())
+}
+
+func (s *Server) hlsTS(c echo.Context) error {
+	r, err := s.openSession(c, session.HLS)
+	if err != nil {
+		return err
+	}
+	f, h, err := s.sessionFragment(r)
+	if err != nil {
+		return err
+	}
+	seg, done, err := s.segment(r, f, h)
+	if err != nil {
+		return err
+	}
+	defer done()
+	var buf bytes.Buffer
+	buf.Grow(int(f.Size)*11/10 + 4096)
+	if err := hls.WriteTS(&buf, seg); err != nil {
+		return err
+	}
+	return send(c, "video/mp2t", r.cacheFor(true), buf.Bytes())
+}

@@ -16,7 +16,7 @@ import (
 )
 
 // liveWindow is how recent a fragment must be for a LIVE session to start.
-const liveWindow = 30 * time.Second
+var liveWindow = 30 * time.Second
 
 type hlsSessionIn struct {
 	streamRef

@@ -333,6 +333,16 @@ func (x *Index) Commit(batch []*fragments.Pending) error {
 	for _, p := range batch {
 		f := p.Fragment
 		if h := p.Header; h != nil && h.ID == 0 {
+			// A header identical to one the stream already has (a producer
+			// reconnecting) is that header: playback sees no change.
+			err := tx.QueryRow(`SELECT id FROM headers WHERE stream_id = ? AND raw = ? ORDER BY id DESC LIMIT 1`, h.StreamID, h.Raw).Scan(&h.ID)
+			if err == nil {
+				newHeaders = append(newHeaders, h)
+			} else if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
+		if h := p.Header; h != nil && h.ID == 0 {
 			tracks, _ := json.Marshal(h.Tracks)
 			res, err := tx.Exec(`INSERT INTO headers (stream_id, timecode_scale, tracks, raw) VALUES (?, ?, ?, ?)`, h.StreamID, h.TimecodeScale, string(tracks), h.Raw)
 			if err != nil {

@@ -275,10 +275,14 @@ func TestHLSSessionErrors(t *testing.T) {
 	token := master[strings.Index(master, "SessionToken=")+len("SessionToken="):]
 	otherToken := other[strings.Index(other, "SessionToken=")+len("SessionToken="):]
 	_, lb := gmPost(t, ts.URL, "/listFragments", map[string]any{"StreamName": "s"})
-	var lf struct{ Fragments []struct{ FragmentNumber string } }
+	var lf struct {
+		Fragments []struct{ FragmentNumber string }
+	}
 	json.Unmarshal(lb, &lf)
 	_, ob := gmPost(t, ts.URL, "/listFragments", map[string]any{"StreamName": "other"})
-	var olf struct{ Fragments []struct{ FragmentNumber string } }
+	var olf struct {
+		Fragments []struct{ FragmentNumber string }
+	}
 	json.Unmarshal(ob, &olf)
 	in, outOfRange, ofOther := lf.Fragments[0].FragmentNumber, lf.Fragments[1].FragmentNumber, olf.Fragments[0].FragmentNumber
 	tampered := token[:len(token)-2] + "AA"

@@ -21,6 +21,7 @@ import (
 	"github.com/kvsgate/kvsgate/fragments"
 	"github.com/kvsgate/kvsgate/session"
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 )
 
 // Config configures the HTTP layer.
@@ -83,6 +84,15 @@ func New(cfg Config) *Server {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Pre(s.requestID)
+	// CORS on every API and playback endpoint, preflight included, so
+	// browser players and web apps on other origins can use kvsgate.
+	e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+		AllowOrigins:  []string{"*"},
+		AllowMethods:  []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodOptions},
+		AllowHeaders:  []string{"*", "Authorization", "Content-Type", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256", "X-Amz-User-Agent", "Range"},
+		ExposeHeaders: []string{"x-amzn-ErrorType", "x-amz-RequestId", "x-amzn-RequestId", "Content-Length", "Content-Type"},
+		MaxAge:        86400,
+	}))
 	s.e = e
 
 	e.GET("/healthz", func(c echo.Context) error {

@@ -150,7 +150,9 @@ func checkM3U8(t *testing.T, text string) {
 func TestHLSGoldenPlaylists(t *testing.T) {
 	ts := newTestServer(t, nil, fragments.Config{})
 	h := hlsClient{t, ts}
-	base := time.Now().Add(-time.Hour).UnixMilli() / 1000 * 1000
+	// A fixed producer time (2026-09-21), so program date times are stable;
+	// the streams keep data for ten years, so it is never expired.
+	base := int64(1790000000000)
 	// Eight fragments: 1 s each, a 3 s gap after the 3rd, a 200 ms overlap
 	// before the 6th, a new header (codec private data) from the 7th.
 	frags := []hlsFragment{{base, 1000}, {base + 1000, 1000}, {base + 2000, 1000}, {base + 6000, 1000}, {base + 7000, 1000},
@@ -159,7 +161,7 @@ func TestHLSGoldenPlaylists(t *testing.T) {
 		name := fmt.Sprintf("golden-audio-%v", audio)
 		// The overlap needs a second PutMedia connection: within one, a
 		// fragment must start after the previous one's last frame (4004).
-		gmIngestBytes(t, ts, name, hlsStreamBytes(frags[:5], audio, -1), false, 24)
+		gmIngestBytes(t, ts, name, hlsStreamBytes(frags[:5], audio, -1), false, 87600)
 		numbers := gmIngestBytes(t, ts, name, hlsStreamBytes(frags[5:], audio, 1), false, -1)
 		if len(numbers) != len(frags) {
 			t.Fatalf("%d fragments ingested", len(numbers))

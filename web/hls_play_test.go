@@ -1,0 +1,158 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	kvam "github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
+	kvamtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
+	"github.com/kvsgate/kvsgate/fragments"
+)
+
+// probeStreams runs ffprobe on a URL and returns "codec:frames" per stream.
+func probeStreams(t *testing.T, ffprobe, u string) []string {
+	t.Helper()
+	out, err := exec.Command(ffprobe, "-v", "error", "-count_frames", "-show_entries", "stream=codec_name,nb_read_frames", "-of", "csv=p=0", u).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v\n%s", u, err, out)
+	}
+	var s []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l != "" {
+			s = append(s, strings.ReplaceAll(l, ",", ":"))
+		}
+	}
+	return s
+}
+
+// decodeClean runs ffmpeg over a URL and fails on any error it prints.
+func decodeClean(t *testing.T, ffmpeg, u string) {
+	t.Helper()
+	out, err := exec.Command(ffmpeg, "-v", "error", "-i", u, "-f", "null", "-").CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Fatalf("ffmpeg decoding %s: %v\n%s", u, err, out)
+	}
+}
+
+// probeDuration is the container duration ffprobe reports for a URL.
+func probeDuration(t *testing.T, ffprobe, u string) float64 {
+	t.Helper()
+	out, err := exec.Command(ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", u).Output()
+	if err != nil {
+		t.Fatalf("ffprobe duration: %v", err)
+	}
+	d, _ := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	return d
+}
+
+func onDemandBody(stream, container string, fromMS, toMS int64) map[string]any {
+	return map[string]any{"StreamName": stream, "PlaybackMode": "ON_DEMAND", "ContainerFormat": container,
+		"HLSFragmentSelector": map[string]any{"FragmentSelectorType": "PRODUCER_TIMESTAMP",
+			"TimestampRange": map[string]any{"StartTimestamp": float64(fromMS) / 1000, "EndTimestamp": float64(toMS) / 1000}}}
+}
+
+// TestHLSFFprobe: ffprobe and ffmpeg read the master playlist of ON_DEMAND
+// sessions in both containers; the decoded frames are what was ingested.
+func TestHLSFFprobe(t *testing.T) {
+	ffprobe := requireTool(t, "ffprobe")
+	ffmpeg := requireTool(t, "ffmpeg")
+	ts := newTestServer(t, nil, fragments.Config{})
+	h := hlsClient{t, ts}
+	for _, c := range []struct {
+		file   string
+		stream string
+		fromMS int64
+		toMS   int64
+		want   []string // codec:frames per stream
+	}{
+		// The demo clip's producer timestamps are its timecodes: 0.021 s to 10 s.
+		{"cmd/kvsgate/demo/sample.mkv", "demo", 0, 20000, []string{"h264:250", "aac:470"}},
+		{"testdata/producer/producer-c-video-absolute-tags.mkv", "absolute", 1795289339000, 1795289360000, nil},
+		{"testdata/producer/producer-c-av-relative.mkv", "relative", 1795289339000, 1795289360000, nil},
+	} {
+		path := filepath.Join(testRepo, c.file)
+		gmIngest(t, ts, c.stream, path, 87600)
+		want := c.want
+		if want == nil {
+			want = probeStreams(t, ffprobe, path)
+		}
+		for _, container := range []string{"FRAGMENTED_MP4", "MPEG_TS"} {
+			t.Run(c.stream+"/"+container, func(t *testing.T) {
+				status, typ, master := h.sessionURL(onDemandBody(c.stream, container, c.fromMS, c.toMS))
+				if status != 200 {
+					t.Fatalf("session: %d %s", status, typ)
+				}
+				got := probeStreams(t, ffprobe, master)
+				// ffprobe lists an fMP4 session's audio rendition as a
+				// stream of its own: compare as sets.
+				if strings.Join(sortedCopy(got), " ") != strings.Join(sortedCopy(want), " ") {
+					t.Fatalf("ffprobe of the session: %v, ingested %v", got, want)
+				}
+				decodeClean(t, ffmpeg, master)
+				if d, src := probeDuration(t, ffprobe, master), probeDuration(t, ffprobe, path); d < src-0.1 || d > src+0.1 {
+					t.Fatalf("session lasts %.3f s, the ingested file %.3f s", d, src)
+				}
+			})
+		}
+	}
+}
+
+func sortedCopy(s []string) []string {
+	c := append([]string(nil), s...)
+	for i := range c {
+		for j := i + 1; j < len(c); j++ {
+			if c[j] < c[i] {
+				c[i], c[j] = c[j], c[i]
+			}
+		}
+	}
+	return c
+}
+
+// TestHLSSessionURLFromClients gets session URLs through the AWS CLI and
+// aws-sdk-go-v2; ffprobe plays both.
+func TestHLSSessionURLFromClients(t *testing.T) {
+	ffprobe := requireTool(t, "ffprobe")
+	ts := newTestServer(t, nil, fragments.Config{})
+	gmIngest(t, ts, "demo", filepath.Join(testRepo, "cmd/kvsgate/demo/sample.mkv"), 87600)
+
+	client := kvam.New(kvam.Options{Region: "us-west-2", BaseEndpoint: aws.String(ts.URL), Credentials: aws.AnonymousCredentials{}})
+	out, err := client.GetHLSStreamingSessionURL(context.Background(), &kvam.GetHLSStreamingSessionURLInput{
+		StreamName: aws.String("demo"), PlaybackMode: kvamtypes.HLSPlaybackModeOnDemand,
+		HLSFragmentSelector: &kvamtypes.HLSFragmentSelector{FragmentSelectorType: kvamtypes.HLSFragmentSelectorTypeProducerTimestamp,
+			TimestampRange: &kvamtypes.HLSTimestampRange{StartTimestamp: aws.Time(time.Unix(0, 0)), EndTimestamp: aws.Time(time.Unix(20, 0))}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := probeStreams(t, ffprobe, *out.HLSStreamingSessionURL); len(got) != 2 {
+		t.Fatalf("SDK session: %v", got)
+	}
+
+	aws := requireTool(t, "/usr/bin/aws")
+	cmd := exec.Command(aws, "kinesis-video-archived-media", "get-hls-streaming-session-url", "--stream-name", "demo",
+		"--playback-mode", "ON_DEMAND", "--container-format", "MPEG_TS",
+		"--hls-fragment-selector", `{"FragmentSelectorType":"PRODUCER_TIMESTAMP","TimestampRange":{"StartTimestamp":0,"EndTimestamp":20}}`,
+		"--endpoint-url", ts.URL, "--output", "json")
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret", "AWS_DEFAULT_REGION=us-west-2",
+		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=")
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("aws: %v\n%s", err, b)
+	}
+	var cli struct{ HLSStreamingSessionURL string }
+	if err := json.Unmarshal(b, &cli); err != nil {
+		t.Fatalf("aws output %s: %v", b, err)
+	}
+	if got := probeStreams(t, ffprobe, cli.HLSStreamingSessionURL); strings.Join(sortedCopy(got), " ") != "aac:470 h264:250" {
+		t.Fatalf("CLI session: %v", got)
+	}
+}

@@ -99,9 +99,12 @@ func (s *Session) rangeList(idx fragments.Index, st *fragments.Stream, now time.
 	}
 	var out []Entry
 	afterTS, afterOrd := int64(-1<<62), int64(0)
+	// One query for the whole list in the common case (a duplicate
+	// producer timestamp or two may need another).
+	pageSize := min(limit+1, 5001)
 	for len(out) < limit {
 		page, err := idx.Fragments(fragments.FragmentQuery{StreamID: st.ID, By: s.selector(), From: s.StartNS, To: end,
-			AfterTS: afterTS, AfterOrdinal: afterOrd, MinServerNS: st.Cutoff(now), Limit: 1000})
+			AfterTS: afterTS, AfterOrdinal: afterOrd, MinServerNS: st.Cutoff(now), Limit: pageSize})
 		if err != nil {
 			return nil, false, err
 		}
@@ -116,7 +119,7 @@ func (s *Session) rangeList(idx fragments.Index, st *fragments.Stream, now time.
 			}
 			out = append(out, e)
 		}
-		if len(page) < 1000 {
+		if len(page) < pageSize {
 			return out, true, nil
 		}
 		last := page[len(page)-1]

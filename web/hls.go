@@ -379,19 +379,23 @@ func (s *Server) hlsMediaPlaylist(c echo.Context) error {
 	}
 	p := &hls.MediaPlaylist{MediaSequence: w.MediaSequence, DiscontinuitySequence: w.DiscontinuitySequence,
 		VOD: r.sess.Mode == session.OnDemand, Ended: w.Ended}
+	// Segment URIs differ only in the fragment number: build them from a
+	// prefix and a suffix (a playlist may list 5000 fragments).
+	segPrefix, suffix := "getTSFragment.ts?FragmentNumber=", "&SessionToken="+r.token
+	if !ts {
+		segPrefix = "getMP4MediaFragment.mp4?FragmentNumber="
+		suffix = "&TrackNumber=" + strconv.Itoa(track) + suffix
+	}
+	const mapPrefix = "getMP4InitFragment.mp4?FragmentNumber="
+	p.Segments = make([]hls.MediaSegment, 0, len(w.Entries))
 	for i, e := range w.Entries {
 		number := strconv.FormatUint(e.Number, 10)
-		seg := hls.MediaSegment{DurationNS: e.DurationNS, Discontinuity: e.Discontinuity}
-		if ts {
-			seg.URI = r.uri("getTSFragment.ts", "FragmentNumber", number)
-		} else {
-			tn := strconv.Itoa(track)
-			seg.URI = r.uri("getMP4MediaFragment.mp4", "FragmentNumber", number, "TrackNumber", tn)
-			mapURI := r.uri("getMP4InitFragment.mp4", "FragmentNumber", number, "TrackNumber", tn)
+		seg := hls.MediaSegment{DurationNS: e.DurationNS, Discontinuity: e.Discontinuity, URI: segPrefix + number + suffix}
+		if !ts {
 			if i == 0 {
-				p.MapURI = mapURI
+				p.MapURI = mapPrefix + number + suffix
 			} else if e.HeaderChange {
-				seg.MapURI = mapURI
+				seg.MapURI = mapPrefix + number + suffix
 			}
 		}
 		if r.sess.DisplayTimestamp {

@@ -230,7 +230,7 @@ func TestCheckTracks(t *testing.T) {
 		noAVC   = mkv.Track{CodecID: "V_MPEG4/ISO/AVC"}
 		noHEVC  = mkv.Track{CodecID: "V_MPEGH/ISO/HEVC"}
 		noAAC   = mkv.Track{CodecID: "A_AAC"}
-		badAVC  = mkv.Track{CodecID: "V_MPEG4/ISO/AVC", CodecPrivate: avcC[:12]}                  // truncated SPS
+		badAVC  = mkv.Track{CodecID: "V_MPEG4/ISO/AVC", CodecPrivate: avcC[:12]}                      // truncated SPS
 		badAVC2 = mkv.Track{CodecID: "V_MPEG4/ISO/AVC", CodecPrivate: append([]byte{2}, avcC[1:]...)} // version 2
 		badAVC3 = mkv.Track{CodecID: "V_MPEG4/ISO/AVC", CodecPrivate: []byte{1, 0x4d, 0x40, 0x1e, 0xff, 0xe1, 0, 4, 0x67, 0xff, 0xff, 0xff, 1, 0, 1, 0x68}}
 		badHEVC = mkv.Track{CodecID: "V_MPEGH/ISO/HEVC", CodecPrivate: hvcC[:40]}

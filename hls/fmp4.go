@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/Eyevinn/mp4ff/bits"
+	"github.com/Eyevinn/mp4ff/hevc"
 	"github.com/Eyevinn/mp4ff/mp4"
 
 	"github.com/kvsgate/kvsgate/fragments"
@@ -101,11 +103,11 @@ func WriteMP4Init(w io.Writer, h *fragments.Header, track int) error {
 			return fmt.Errorf("%w: track %d: picture size %dx%d", ErrInvalidCodecPrivate, t.Number, wd, ht)
 		}
 		trak.Tkhd.Width, trak.Tkhd.Height = mp4.Fixed32(wd<<16), mp4.Fixed32(ht<<16)
-		entry, cfg := "avc1", "avcC"
+		entry, cfg := "avc1", &rawBox{typ: "avcC", body: t.CodecPrivate}
 		if p.kind == codecHEVC {
-			entry, cfg = "hvc1", "hvcC"
+			entry, cfg = "hvc1", &rawBox{typ: "hvcC", body: hvc1Config(t.CodecPrivate)}
 		}
-		stsd.AddChild(mp4.CreateVisualSampleEntryBox(entry, uint16(wd), uint16(ht), &rawBox{typ: cfg, body: t.CodecPrivate}))
+		stsd.AddChild(mp4.CreateVisualSampleEntryBox(entry, uint16(wd), uint16(ht), cfg))
 	case codecAAC:
 		ch := int(p.asc.ChannelConfiguration)
 		switch {
@@ -129,6 +131,27 @@ func WriteMP4Init(w io.Writer, h *fragments.Header, track int) error {
 	}
 	_, err = w.Write(sw.Bytes())
 	return err
+}
+
+// hvc1Config returns a copy of a valid hvcC with array_completeness set
+// on its VPS, SPS and PPS arrays, as an hvc1 sample entry requires
+// (ISO/IEC 14496-15 8.4.1.1.2; Safari plays HEVC only as hvc1). Producers
+// such as ffmpeg's Matroska muxer leave it 0.
+func hvc1Config(b []byte) []byte {
+	b = slices.Clone(b)
+	r := b[23:]
+	for range int(b[22]) {
+		switch hevc.NaluType(r[0] & 0x3f) {
+		case hevc.NALU_VPS, hevc.NALU_SPS, hevc.NALU_PPS:
+			r[0] |= 0x80
+		}
+		n := int(binary.BigEndian.Uint16(r[1:]))
+		r = r[3:]
+		for range n {
+			r = r[2+int(binary.BigEndian.Uint16(r)):]
+		}
+	}
+	return b
 }
 
 // rawBox is a box written as given (the stream's own avcC/hvcC).

@@ -11,10 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/Eyevinn/mp4ff/hevc"
 	"github.com/Eyevinn/mp4ff/mp4"
 
 	"github.com/kvsgate/kvsgate/fragments"
@@ -151,6 +153,9 @@ func fmCheck(t *testing.T, file []byte, segs []*Segment, track int) {
 			!bytes.Equal(stsd.Mp4a.Esds.DecConfigDescriptor.DecSpecificInfo.DecConfig, tr.CodecPrivate) {
 			t.Fatalf("audio: timescale %d (want %v), entry %+v", ts, tr.SamplingFreq, stsd.Mp4a)
 		}
+		if stsd.Mp4a.ChannelCount != 2 || stsd.Mp4a.SampleRate != 48000 {
+			t.Fatalf("audio: %d channels at %d Hz, want stereo at 48 kHz", stsd.Mp4a.ChannelCount, stsd.Mp4a.SampleRate)
+		}
 	default:
 		var cfg []byte
 		var buf bytes.Buffer
@@ -163,8 +168,30 @@ func fmCheck(t *testing.T, file []byte, segs []*Segment, track int) {
 			t.Fatalf("no avc1/hvc1 sample entry: %+v", stsd.Children)
 		}
 		cfg = buf.Bytes()[8:]
-		if ts != 90000 || !bytes.Equal(cfg, tr.CodecPrivate) {
-			t.Fatalf("video: timescale %d, config % x, want % x", ts, cfg, tr.CodecPrivate)
+		want := tr.CodecPrivate
+		if stsd.HvcX != nil {
+			// The parameter set arrays are marked complete, and only they.
+			want = slices.Clone(want)
+			pos := 23
+			for _, a := range stsd.HvcX.HvcC.NaluArrays {
+				ps := a.NaluType() == hevc.NALU_VPS || a.NaluType() == hevc.NALU_SPS || a.NaluType() == hevc.NALU_PPS
+				if (a.Complete() == 1) != ps {
+					t.Errorf("hvcC array of %s: complete %d", a.NaluType(), a.Complete())
+				}
+				if want[pos]&0x80 != 0 {
+					t.Errorf("the source's hvcC array of %s is complete already: nothing is tested", a.NaluType())
+				}
+				if ps {
+					want[pos] |= 0x80
+				}
+				pos += 3
+				for _, n := range a.Nalus {
+					pos += 2 + len(n)
+				}
+			}
+		}
+		if ts != 90000 || !bytes.Equal(cfg, want) {
+			t.Fatalf("video: timescale %d, config % x, want % x", ts, cfg, want)
 		}
 	}
 
@@ -596,6 +623,40 @@ func BenchmarkPlainRead(b *testing.B) {
 	for b.Loop() {
 		if _, err := io.Copy(io.Discard, io.NewSectionReader(s.Payload, 0, n)); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestWriteMP4InitAudio checks the audio timescale and sample entry of an
+// AAC-only stream: the track's sampling rate, else the ASC's.
+func TestWriteMP4InitAudio(t *testing.T) {
+	for _, tc := range []struct {
+		freq     float64
+		asc      []byte
+		channels uint64
+		ts       uint32
+		ch       uint16
+	}{
+		{48000, []byte{0x11, 0x90}, 2, 48000, 2},
+		{0, []byte{0x12, 0x08}, 0, 44100, 1},             // mono 44.1 kHz, rate from the ASC
+		{22050.5, []byte{0x13, 0x88}, 0, 22050, 1},       // a fractional rate is not a timescale
+		{0, []byte{0x11, 0x80, 0x56, 0xe5}, 6, 48000, 6}, // channel configuration 0: the track's count
+		{0, []byte{0x11, 0xb8}, 0, 48000, 8},             // configuration 7 is 7.1
+	} {
+		h := &fragments.Header{Tracks: []mkv.Track{{Number: 1, CodecID: "A_AAC", CodecPrivate: tc.asc, SamplingFreq: tc.freq, Channels: tc.channels}}}
+		var b bytes.Buffer
+		if err := WriteMP4Init(&b, h, 0); err != nil {
+			t.Fatal(err)
+		}
+		f, err := mp4.DecodeFile(&b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trak := f.Moov.Trak
+		mp4a := trak.Mdia.Minf.Stbl.Stsd.Mp4a
+		if trak.Mdia.Mdhd.Timescale != tc.ts || trak.Mdia.Hdlr.HandlerType != "soun" || mp4a == nil || mp4a.ChannelCount != tc.ch ||
+			!bytes.Equal(mp4a.Esds.DecConfigDescriptor.DecSpecificInfo.DecConfig, tc.asc) {
+			t.Errorf("ASC % x at %v Hz: timescale %d, handler %s, entry %+v", tc.asc, tc.freq, trak.Mdia.Mdhd.Timescale, trak.Mdia.Hdlr.HandlerType, mp4a)
 		}
 	}
 }

@@ -240,8 +240,8 @@ func toTimescale(ns int64, ts uint32) int64 {
 // DTS the same way. Decode times must not be negative.
 //
 // The samples' bytes are read with one ReadAt of the payload range that
-// spans them into a pooled buffer, before anything is written: an error
-// leaves w untouched.
+// spans them into a pooled buffer, before anything is written: invalid
+// samples or a read error leave w untouched.
 func WriteMP4Media(w io.Writer, s *Segment, track int) error {
 	if s == nil || s.Meta == nil || s.Payload == nil {
 		return errors.New("hls: segment without samples or payload")
@@ -260,8 +260,7 @@ func WriteMP4Media(w io.Writer, s *Segment, track int) error {
 
 	// The track's samples, and the payload span that holds them.
 	n := 0
-	var lo, hi int64
-	var prevDTS int64
+	var lo, hi, prevDTS, dataSize int64
 	for i := range s.Meta.Samples {
 		sm := &s.Meta.Samples[i]
 		if int(sm.Track) != track {
@@ -279,16 +278,11 @@ func WriteMP4Media(w io.Writer, s *Segment, track int) error {
 			lo, hi = min(lo, sm.Offset), max(hi, sm.Offset+sm.Size)
 		}
 		prevDTS = sm.DTS
+		dataSize += sm.Size
 		n++
 	}
 	if n == 0 {
 		return fmt.Errorf("hls: no samples of track %d in fragment %d", track, s.Sequence)
-	}
-	dataSize := int64(0)
-	for i := range s.Meta.Samples {
-		if sm := &s.Meta.Samples[i]; int(sm.Track) == track {
-			dataSize += sm.Size
-		}
 	}
 	if dataSize > math.MaxUint32-mdatHeadSize {
 		return fmt.Errorf("hls: %d bytes of samples is too many for one mdat", dataSize)

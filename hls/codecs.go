@@ -18,29 +18,29 @@ import (
 	"github.com/kvsgate/kvsgate/fragments/mkv"
 )
 
-// codec is what a track carries, as far as HLS is concerned.
-type codec int
+// trackCodec is what a track carries, as far as HLS is concerned.
+type trackCodec int
 
 const (
-	codecOther codec = iota
-	codecAVC
-	codecHEVC
-	codecAAC
+	tcOther trackCodec = iota
+	tcAVC
+	tcHEVC
+	tcAAC
 )
 
-func (c codec) video() bool { return c == codecAVC || c == codecHEVC }
+func (c trackCodec) video() bool { return c == tcAVC || c == tcHEVC }
 
 // codecOf maps a Matroska CodecID to the codecs HLS can carry.
-func codecOf(t *mkv.Track) codec {
+func trackCodecOf(t *mkv.Track) trackCodec {
 	switch t.CodecID {
 	case "V_MPEG4/ISO/AVC", "V_MPEG/ISO/AVC":
-		return codecAVC
+		return tcAVC
 	case "V_MPEGH/ISO/HEVC":
-		return codecHEVC
+		return tcHEVC
 	case "A_AAC":
-		return codecAAC
+		return tcAAC
 	}
-	return codecOther
+	return tcOther
 }
 
 // CheckTracks reports whether a stream's tracks can be packaged in
@@ -54,17 +54,17 @@ func CheckTracks(h *fragments.Header, c Container) error {
 	if h == nil || len(h.Tracks) == 0 {
 		return fmt.Errorf("%w: no tracks", ErrUnsupportedMedia)
 	}
-	videoOK := func(k codec) bool { return k == codecAVC || (k == codecHEVC && c == FMP4) }
-	kinds := make([]codec, len(h.Tracks))
+	videoOK := func(k trackCodec) bool { return k == tcAVC || (k == tcHEVC && c == FMP4) }
+	kinds := make([]trackCodec, len(h.Tracks))
 	for i := range h.Tracks {
-		kinds[i] = codecOf(&h.Tracks[i])
+		kinds[i] = trackCodecOf(&h.Tracks[i])
 	}
 	ok := false
 	switch len(kinds) {
 	case 1:
-		ok = videoOK(kinds[0]) || kinds[0] == codecAAC
+		ok = videoOK(kinds[0]) || kinds[0] == tcAAC
 	case 2:
-		ok = videoOK(kinds[0]) && kinds[1] == codecAAC
+		ok = videoOK(kinds[0]) && kinds[1] == tcAAC
 	}
 	if !ok {
 		ids := make([]string, len(h.Tracks))
@@ -78,7 +78,7 @@ func CheckTracks(h *fragments.Header, c Container) error {
 		return fmt.Errorf("%w: tracks [%s]; HLS %s needs %s", ErrUnsupportedMedia, strings.Join(ids, ", "), containerName(c), want)
 	}
 	for i := range h.Tracks {
-		if _, err := parseTrack(&h.Tracks[i]); err != nil {
+		if _, err := parseCodecPrivate(&h.Tracks[i]); err != nil {
 			return err
 		}
 	}
@@ -113,7 +113,7 @@ func Describe(h *fragments.Header, samples []fragments.Sample) (StreamInfo, erro
 	}
 	for i := range h.Tracks {
 		t := &h.Tracks[i]
-		p, err := parseTrack(t)
+		p, err := parseCodecPrivate(t)
 		if err != nil {
 			return StreamInfo{}, err
 		}
@@ -143,21 +143,21 @@ func Describe(h *fragments.Header, samples []fragments.Sample) (StreamInfo, erro
 	return si, nil
 }
 
-// trackConfig is a track's parsed codec private data.
-type trackConfig struct {
-	kind codec
-	avc  *avcConfig
-	hevc *hevcConfig
+// codecConfig is a track's parsed codec private data.
+type codecConfig struct {
+	kind trackCodec
+	avc  *avcDecConfig
+	hevc *hevcDecConfig
 	asc  *aac.AudioSpecificConfigHeader
 	// From the first SPS (0 if it has no such information).
 	width, height int
 	fps           float64
 }
 
-// parseTrack parses the codec private data of a track HLS can carry.
-func parseTrack(t *mkv.Track) (*trackConfig, error) {
-	p := &trackConfig{kind: codecOf(t)}
-	if p.kind == codecOther {
+// parseCodecPrivate parses the codec private data of a track HLS can carry.
+func parseCodecPrivate(t *mkv.Track) (*codecConfig, error) {
+	p := &codecConfig{kind: trackCodecOf(t)}
+	if p.kind == tcOther {
 		return nil, fmt.Errorf("%w: track %d codec %q", ErrUnsupportedMedia, t.Number, t.CodecID)
 	}
 	if len(t.CodecPrivate) == 0 {
@@ -167,12 +167,12 @@ func parseTrack(t *mkv.Track) (*trackConfig, error) {
 		return fmt.Errorf("%w: track %d (%s): %v", ErrInvalidCodecPrivate, t.Number, t.CodecID, err)
 	}
 	switch p.kind {
-	case codecAVC:
-		c, err := parseAVCC(t.CodecPrivate)
+	case tcAVC:
+		c, err := parseAVCDecConfig(t.CodecPrivate)
 		if err != nil {
 			return nil, invalid(err)
 		}
-		sps, err := safely(func() (*avc.SPS, error) { return avc.ParseSPSNALUnit(c.sps[0], true) })
+		sps, err := parseSafely(func() (*avc.SPS, error) { return avc.ParseSPSNALUnit(c.sps[0], true) })
 		if err != nil {
 			return nil, invalid(fmt.Errorf("SPS: %w", err))
 		}
@@ -181,12 +181,12 @@ func parseTrack(t *mkv.Track) (*trackConfig, error) {
 			// H.264 counts field ticks: two per frame (E.2.1).
 			p.fps = float64(v.TimeScale) / float64(2*v.NumUnitsInTick)
 		}
-	case codecHEVC:
-		c, err := parseHVCC(t.CodecPrivate)
+	case tcHEVC:
+		c, err := parseHEVCDecConfig(t.CodecPrivate)
 		if err != nil {
 			return nil, invalid(err)
 		}
-		sps, err := safely(func() (*hevc.SPS, error) { return hevc.ParseSPSNALUnit(c.sps[0]) })
+		sps, err := parseSafely(func() (*hevc.SPS, error) { return hevc.ParseSPSNALUnit(c.sps[0]) })
 		if err != nil {
 			return nil, invalid(fmt.Errorf("SPS: %w", err))
 		}
@@ -195,7 +195,7 @@ func parseTrack(t *mkv.Track) (*trackConfig, error) {
 		if v := sps.VUI; v != nil && v.TimingInfoPresentFlag && v.NumUnitsInTick > 0 && v.TimeScale > 0 {
 			p.fps = float64(v.TimeScale) / float64(v.NumUnitsInTick)
 		}
-	case codecAAC:
+	case tcAAC:
 		asc, err := aac.DecodeAudioSpecificConfigHeader(bytes.NewReader(t.CodecPrivate))
 		if err != nil {
 			return nil, invalid(err)
@@ -208,8 +208,8 @@ func parseTrack(t *mkv.Track) (*trackConfig, error) {
 	return p, nil
 }
 
-// safely runs a parser of untrusted bytes, turning a panic into an error.
-func safely[T any](f func() (T, error)) (v T, err error) {
+// parseSafely runs a parser of untrusted bytes, turning a panic into an error.
+func parseSafely[T any](f func() (T, error)) (v T, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("parser panic: %v", r)
@@ -218,47 +218,47 @@ func safely[T any](f func() (T, error)) (v T, err error) {
 	return f()
 }
 
-func (p *trackConfig) codecString() string {
+func (p *codecConfig) codecString() string {
 	switch p.kind {
-	case codecAVC:
+	case tcAVC:
 		return fmt.Sprintf("avc1.%02x%02x%02x", p.avc.profile, p.avc.compat, p.avc.level)
-	case codecHEVC:
+	case tcHEVC:
 		return p.hevc.codecString("hvc1")
-	case codecAAC:
+	case tcAAC:
 		return "mp4a.40." + strconv.Itoa(int(p.asc.ObjectType))
 	}
 	return ""
 }
 
-// avcConfig is an AVCDecoderConfigurationRecord (ISO/IEC 14496-15 5.3.3.1).
+// avcDecConfig is an AVCDecoderConfigurationRecord (ISO/IEC 14496-15 5.3.3.1).
 // It is parsed here rather than by mp4ff, which refuses NAL length sizes
 // other than 4 that MP4 allows.
-type avcConfig struct {
+type avcDecConfig struct {
 	profile, compat, level byte
 	lengthSize             int
 	sps, pps               [][]byte
 }
 
-func parseAVCC(b []byte) (*avcConfig, error) {
+func parseAVCDecConfig(b []byte) (*avcDecConfig, error) {
 	if len(b) < 7 {
 		return nil, fmt.Errorf("avcC of %d bytes", len(b))
 	}
 	if b[0] != 1 {
 		return nil, fmt.Errorf("avcC version %d", b[0])
 	}
-	c := &avcConfig{profile: b[1], compat: b[2], level: b[3], lengthSize: int(b[4]&3) + 1}
+	c := &avcDecConfig{profile: b[1], compat: b[2], level: b[3], lengthSize: int(b[4]&3) + 1}
 	if c.lengthSize == 3 {
 		return nil, errors.New("avcC NAL length size 3")
 	}
 	r := b[5:]
 	var err error
-	if c.sps, r, err = nalList(r, int(r[0]&0x1f), 1); err != nil {
+	if c.sps, r, err = readNALList(r, int(r[0]&0x1f), 1); err != nil {
 		return nil, fmt.Errorf("avcC SPS: %w", err)
 	}
 	if len(r) < 1 {
 		return nil, errors.New("avcC truncated before its PPS")
 	}
-	if c.pps, _, err = nalList(r, int(r[0]), 1); err != nil {
+	if c.pps, _, err = readNALList(r, int(r[0]), 1); err != nil {
 		return nil, fmt.Errorf("avcC PPS: %w", err)
 	}
 	if len(c.sps) == 0 || len(c.pps) == 0 {
@@ -270,9 +270,9 @@ func parseAVCC(b []byte) (*avcConfig, error) {
 	return c, nil
 }
 
-// nalList reads n 16-bit-length-prefixed NAL units after a count of skip
+// readNALList reads n 16-bit-length-prefixed NAL units after a count of skip
 // bytes and returns them and the rest.
-func nalList(b []byte, n, skip int) ([][]byte, []byte, error) {
+func readNALList(b []byte, n, skip int) ([][]byte, []byte, error) {
 	b = b[skip:]
 	var out [][]byte
 	for range n {
@@ -289,8 +289,8 @@ func nalList(b []byte, n, skip int) ([][]byte, []byte, error) {
 	return out, b, nil
 }
 
-// hevcConfig is an HEVCDecoderConfigurationRecord (ISO/IEC 14496-15 8.3.3.1).
-type hevcConfig struct {
+// hevcDecConfig is an HEVCDecoderConfigurationRecord (ISO/IEC 14496-15 8.3.3.1).
+type hevcDecConfig struct {
 	profileSpace byte
 	tier         bool
 	profileIDC   byte
@@ -302,14 +302,14 @@ type hevcConfig struct {
 	pps          [][]byte
 }
 
-func parseHVCC(b []byte) (*hevcConfig, error) {
+func parseHEVCDecConfig(b []byte) (*hevcDecConfig, error) {
 	if len(b) < 23 {
 		return nil, fmt.Errorf("hvcC of %d bytes", len(b))
 	}
 	if b[0] != 1 {
 		return nil, fmt.Errorf("hvcC version %d", b[0])
 	}
-	c := &hevcConfig{
+	c := &hevcDecConfig{
 		profileSpace: b[1] >> 6,
 		tier:         b[1]&0x20 != 0,
 		profileIDC:   b[1] & 0x1f,
@@ -328,7 +328,7 @@ func parseHVCC(b []byte) (*hevcConfig, error) {
 			return nil, fmt.Errorf("hvcC array %d truncated", i)
 		}
 		typ := hevc.NaluType(r[0] & 0x3f)
-		nalus, rest, err := nalList(r, int(binary.BigEndian.Uint16(r[1:])), 3)
+		nalus, rest, err := readNALList(r, int(binary.BigEndian.Uint16(r[1:])), 3)
 		if err != nil {
 			return nil, fmt.Errorf("hvcC array %d (%s): %w", i, typ, err)
 		}
@@ -354,7 +354,7 @@ func parseHVCC(b []byte) (*hevcConfig, error) {
 // codecString is the RFC 6381 codecs parameter of ISO/IEC 14496-15 Annex
 // E.3: profile space and idc, the compatibility flags bit-reversed in hex,
 // tier and level, then the constraint bytes without trailing zero bytes.
-func (c *hevcConfig) codecString(entry string) string {
+func (c *hevcDecConfig) codecString(entry string) string {
 	var sb strings.Builder
 	sb.WriteString(entry)
 	sb.WriteByte('.')

@@ -19,14 +19,14 @@ import (
 //
 //	ffmpeg -f lavfi -i testsrc2=size=320x240:rate=25 -t 1 -c:v libx265 -g 25 hevc.mkv
 const (
-	capAV    = "../testdata/producer/producer-c-av-relative.mkv"
-	capVideo = "../testdata/producer/producer-c-video-absolute-tags.mkv"
-	demoClip = "../cmd/kvsgate/demo/sample.mkv"
-	hevcClip = "testdata/hevc.mkv"
+	cdCapAV    = "../testdata/producer/producer-c-av-relative.mkv"
+	cdCapVideo = "../testdata/producer/producer-c-video-absolute-tags.mkv"
+	cdDemoClip = "../cmd/kvsgate/demo/sample.mkv"
+	cdHEVCClip = "testdata/hevc.mkv"
 )
 
-// codecHeader reads the track header of a Matroska file.
-func codecHeader(t testing.TB, path string) *fragments.Header {
+// cdHeader reads the track header of a Matroska file.
+func cdHeader(t testing.TB, path string) *fragments.Header {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -54,12 +54,12 @@ func TestDescribeRealMedia(t *testing.T) {
 		codecs        []string
 		width, height int
 	}{
-		{capAV, []string{"avc1.64001e", "mp4a.40.2"}, 640, 480},
-		{capVideo, []string{"avc1.64001e"}, 640, 480},
-		{demoClip, []string{"avc1.4d401e", "mp4a.40.2"}, 640, 360},
-		{hevcClip, []string{"hvc1.1.6.L60.90"}, 320, 240},
+		{cdCapAV, []string{"avc1.64001e", "mp4a.40.2"}, 640, 480},
+		{cdCapVideo, []string{"avc1.64001e"}, 640, 480},
+		{cdDemoClip, []string{"avc1.4d401e", "mp4a.40.2"}, 640, 360},
+		{cdHEVCClip, []string{"hvc1.1.6.L60.90"}, 320, 240},
 	} {
-		h := codecHeader(t, tc.file)
+		h := cdHeader(t, tc.file)
 		// The Matroska PixelWidth/Height must not be what is reported.
 		h.Tracks[0].Width, h.Tracks[0].Height = 1, 1
 		si, err := Describe(h, nil)
@@ -75,8 +75,8 @@ func TestDescribeRealMedia(t *testing.T) {
 // TestHEVCCodecStringMatchesMP4ff checks the hvcC-derived string against
 // mp4ff's, which derives it from the SPS profile_tier_level.
 func TestHEVCCodecStringMatchesMP4ff(t *testing.T) {
-	h := codecHeader(t, hevcClip)
-	c, err := parseHVCC(h.Tracks[0].CodecPrivate)
+	h := cdHeader(t, cdHEVCClip)
+	c, err := parseHEVCDecConfig(h.Tracks[0].CodecPrivate)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,12 +90,12 @@ func TestHEVCCodecStringMatchesMP4ff(t *testing.T) {
 	// Annex E examples: profile space, compatibility flags reversed, high
 	// tier, all six constraint bytes.
 	for _, tc := range []struct {
-		c    hevcConfig
+		c    hevcDecConfig
 		want string
 	}{
-		{hevcConfig{profileIDC: 1, compat: 0x60000000, constraints: 0x900000000000, level: 93}, "hvc1.1.6.L93.90"},
-		{hevcConfig{profileSpace: 1, profileIDC: 4, compat: 0x10000000, tier: true, constraints: 0xb00000000001, level: 120}, "hvc1.A4.8.H120.B0.0.0.0.0.1"},
-		{hevcConfig{profileIDC: 2, compat: 0x20000000, level: 153}, "hvc1.2.4.L153"},
+		{hevcDecConfig{profileIDC: 1, compat: 0x60000000, constraints: 0x900000000000, level: 93}, "hvc1.1.6.L93.90"},
+		{hevcDecConfig{profileSpace: 1, profileIDC: 4, compat: 0x10000000, tier: true, constraints: 0xb00000000001, level: 120}, "hvc1.A4.8.H120.B0.0.0.0.0.1"},
+		{hevcDecConfig{profileIDC: 2, compat: 0x20000000, level: 153}, "hvc1.2.4.L153"},
 	} {
 		if got := tc.c.codecString("hvc1"); got != tc.want {
 			t.Errorf("%+v: %q, want %q", tc.c, got, tc.want)
@@ -103,13 +103,13 @@ func TestHEVCCodecStringMatchesMP4ff(t *testing.T) {
 	}
 }
 
-// bitWriter writes an RBSP for synthetic SPSs.
-type bitWriter struct {
+// cdBitWriter writes an RBSP for synthetic SPSs.
+type cdBitWriter struct {
 	b []byte
 	n int
 }
 
-func (w *bitWriter) u(v uint, bits int) {
+func (w *cdBitWriter) u(v uint, bits int) {
 	for i := bits - 1; i >= 0; i-- {
 		if w.n%8 == 0 {
 			w.b = append(w.b, 0)
@@ -119,7 +119,7 @@ func (w *bitWriter) u(v uint, bits int) {
 	}
 }
 
-func (w *bitWriter) ue(v uint) {
+func (w *cdBitWriter) ue(v uint) {
 	v++
 	l := 0
 	for x := v; x > 1; x >>= 1 {
@@ -129,10 +129,10 @@ func (w *bitWriter) ue(v uint) {
 	w.u(v, l+1)
 }
 
-// avccWithoutTiming builds the avcC of a baseline 640x368 stream whose SPS
+// cdAVCCWithoutTiming builds the avcC of a baseline 640x368 stream whose SPS
 // has no VUI (so no timing information).
-func avccWithoutTiming() []byte {
-	w := &bitWriter{}
+func cdAVCCWithoutTiming() []byte {
+	w := &cdBitWriter{}
 	w.u(0x67, 8) // NAL header: SPS
 	w.u(66, 8)   // profile_idc
 	w.u(0xc0, 8) // constraint flags
@@ -159,7 +159,7 @@ func avccWithoutTiming() []byte {
 
 func TestDescribeFrameRateFallbacks(t *testing.T) {
 	h := &fragments.Header{Tracks: []mkv.Track{
-		{Number: 1, CodecID: "V_MPEG4/ISO/AVC", CodecPrivate: avccWithoutTiming(), DefaultDuration: 1e9 / 50},
+		{Number: 1, CodecID: "V_MPEG4/ISO/AVC", CodecPrivate: cdAVCCWithoutTiming(), DefaultDuration: 1e9 / 50},
 		{Number: 2, CodecID: "A_AAC", CodecPrivate: []byte{0x11, 0x90}},
 	}}
 	// No timing in the SPS: the median frame duration of track 0 (the odd
@@ -218,8 +218,8 @@ func TestAudioCodecStrings(t *testing.T) {
 }
 
 func TestCheckTracks(t *testing.T) {
-	avcC := codecHeader(t, demoClip).Tracks[0].CodecPrivate
-	hvcC := codecHeader(t, hevcClip).Tracks[0].CodecPrivate
+	avcC := cdHeader(t, cdDemoClip).Tracks[0].CodecPrivate
+	hvcC := cdHeader(t, cdHEVCClip).Tracks[0].CodecPrivate
 	var (
 		avc     = mkv.Track{CodecID: "V_MPEG4/ISO/AVC", CodecPrivate: avcC}
 		avcOld  = mkv.Track{CodecID: "V_MPEG/ISO/AVC", CodecPrivate: avcC}
@@ -307,8 +307,8 @@ func TestCheckTracks(t *testing.T) {
 // TestCodecPrivateNeverPanics feeds truncations and bit flips of real
 // codec private data to the parsers.
 func TestCodecPrivateNeverPanics(t *testing.T) {
-	for _, file := range []string{demoClip, hevcClip} {
-		h := codecHeader(t, file)
+	for _, file := range []string{cdDemoClip, cdHEVCClip} {
+		h := cdHeader(t, file)
 		for ti := range h.Tracks {
 			cp := h.Tracks[ti].CodecPrivate
 			for i := 0; i <= len(cp); i += max(1, len(cp)/200) {

@@ -23,20 +23,20 @@ import (
 // the writer without mp4ff's in-memory mdat and per-sample allocations.
 
 // Timescale of video tracks.
-const videoTimescale = 90000
+const mp4VideoTimescale = 90000
 
-// trackTimescale returns the mdhd timescale of a track: 90 kHz for video,
+// mp4Timescale returns the mdhd timescale of a track: 90 kHz for video,
 // the sampling rate for audio (the track's, else the one its
 // AudioSpecificConfig says).
-func trackTimescale(t *mkv.Track) (uint32, error) {
-	switch codecOf(t) {
-	case codecAVC, codecHEVC:
-		return videoTimescale, nil
-	case codecAAC:
+func mp4Timescale(t *mkv.Track) (uint32, error) {
+	switch trackCodecOf(t) {
+	case tcAVC, tcHEVC:
+		return mp4VideoTimescale, nil
+	case tcAAC:
 		if f := t.SamplingFreq; f >= 1 && f <= math.MaxUint32 && f == math.Trunc(f) {
 			return uint32(f), nil
 		}
-		p, err := parseTrack(t)
+		p, err := parseCodecPrivate(t)
 		if err != nil {
 			return 0, err
 		}
@@ -45,7 +45,7 @@ func trackTimescale(t *mkv.Track) (uint32, error) {
 	return 0, fmt.Errorf("%w: track %d codec %q", ErrUnsupportedMedia, t.Number, t.CodecID)
 }
 
-func trackAt(h *fragments.Header, track int) (*mkv.Track, error) {
+func mp4Track(h *fragments.Header, track int) (*mkv.Track, error) {
 	if h == nil || track < 0 || track >= len(h.Tracks) {
 		n := 0
 		if h != nil {
@@ -62,15 +62,15 @@ func trackAt(h *fragments.Header, track int) (*mkv.Track, error) {
 // timescale; AAC an mp4a entry whose esds holds the AudioSpecificConfig,
 // at its sampling rate.
 func WriteMP4Init(w io.Writer, h *fragments.Header, track int) error {
-	t, err := trackAt(h, track)
+	t, err := mp4Track(h, track)
 	if err != nil {
 		return err
 	}
-	p, err := parseTrack(t)
+	p, err := parseCodecPrivate(t)
 	if err != nil {
 		return err
 	}
-	ts, err := trackTimescale(t)
+	ts, err := mp4Timescale(t)
 	if err != nil {
 		return err
 	}
@@ -94,7 +94,7 @@ func WriteMP4Init(w io.Writer, h *fragments.Header, track int) error {
 
 	stsd := trak.Mdia.Minf.Stbl.Stsd
 	switch p.kind {
-	case codecAVC, codecHEVC:
+	case tcAVC, tcHEVC:
 		wd, ht := p.width, p.height
 		if wd == 0 || ht == 0 {
 			wd, ht = int(t.Width), int(t.Height)
@@ -103,12 +103,12 @@ func WriteMP4Init(w io.Writer, h *fragments.Header, track int) error {
 			return fmt.Errorf("%w: track %d: picture size %dx%d", ErrInvalidCodecPrivate, t.Number, wd, ht)
 		}
 		trak.Tkhd.Width, trak.Tkhd.Height = mp4.Fixed32(wd<<16), mp4.Fixed32(ht<<16)
-		entry, cfg := "avc1", &rawBox{typ: "avcC", body: t.CodecPrivate}
-		if p.kind == codecHEVC {
-			entry, cfg = "hvc1", &rawBox{typ: "hvcC", body: hvc1Config(t.CodecPrivate)}
+		entry, cfg := "avc1", &mp4RawBox{typ: "avcC", body: t.CodecPrivate}
+		if p.kind == tcHEVC {
+			entry, cfg = "hvc1", &mp4RawBox{typ: "hvcC", body: hvc1Config(t.CodecPrivate)}
 		}
 		stsd.AddChild(mp4.CreateVisualSampleEntryBox(entry, uint16(wd), uint16(ht), cfg))
-	case codecAAC:
+	case tcAAC:
 		ch := int(p.asc.ChannelConfiguration)
 		switch {
 		case ch == 7:
@@ -154,15 +154,15 @@ func hvc1Config(b []byte) []byte {
 	return b
 }
 
-// rawBox is a box written as given (the stream's own avcC/hvcC).
-type rawBox struct {
+// mp4RawBox is a box written as given (the stream's own avcC/hvcC).
+type mp4RawBox struct {
 	typ  string
 	body []byte
 }
 
-func (b *rawBox) Type() string { return b.typ }
-func (b *rawBox) Size() uint64 { return uint64(8 + len(b.body)) }
-func (b *rawBox) Encode(w io.Writer) error {
+func (b *mp4RawBox) Type() string { return b.typ }
+func (b *mp4RawBox) Size() uint64 { return uint64(8 + len(b.body)) }
+func (b *mp4RawBox) Encode(w io.Writer) error {
 	sw := bits.NewFixedSliceWriter(int(b.Size()))
 	if err := b.EncodeSW(sw); err != nil {
 		return err
@@ -170,13 +170,13 @@ func (b *rawBox) Encode(w io.Writer) error {
 	_, err := w.Write(sw.Bytes())
 	return err
 }
-func (b *rawBox) EncodeSW(sw bits.SliceWriter) error {
+func (b *mp4RawBox) EncodeSW(sw bits.SliceWriter) error {
 	sw.WriteUint32(uint32(b.Size()))
 	sw.WriteString(b.typ, false)
 	sw.WriteBytes(b.body)
 	return sw.AccError()
 }
-func (b *rawBox) Info(w io.Writer, _, indent, _ string) error {
+func (b *mp4RawBox) Info(w io.Writer, _, indent, _ string) error {
 	_, err := fmt.Fprintf(w, "%s[%s] size=%d\n", indent, b.typ, b.Size())
 	return err
 }
@@ -184,44 +184,44 @@ func (b *rawBox) Info(w io.Writer, _, indent, _ string) error {
 // Sample flags (ISO/IEC 14496-12 8.8.3.1): a sync sample depends on no
 // other; any other sample depends on others and is not a sync sample.
 const (
-	flagsSync    = 0x02000000
-	flagsNonSync = 0x01010000
+	mp4FlagsSync    = 0x02000000
+	mp4FlagsNonSync = 0x01010000
 )
 
 // Sizes of the moof boxes this package writes.
 const (
-	mfhdSize      = 16
-	tfhdSize      = 16
-	tfdtSize      = 20
-	trunHeadSize  = 20 // header, version/flags, sample_count, data_offset
-	trunEntrySize = 16 // duration, size, flags, composition offset
-	mdatHeadSize  = 8
-	maxPooledBuf  = 16 << 20
+	mp4MfhdSize      = 16
+	mp4TfhdSize      = 16
+	mp4TfdtSize      = 20
+	mp4TrunHeadSize  = 20 // header, version/flags, sample_count, data_offset
+	mp4TrunEntrySize = 16 // duration, size, flags, composition offset
+	mp4MdatHeadSize  = 8
+	mp4MaxPooledBuf  = 16 << 20
 )
 
-var bufPool sync.Pool // *[]byte
+var mp4BufPool sync.Pool // *[]byte
 
-func getBuf(n int) *[]byte {
-	if v, ok := bufPool.Get().(*[]byte); ok {
+func mp4GetBuf(n int) *[]byte {
+	if v, ok := mp4BufPool.Get().(*[]byte); ok {
 		if cap(*v) >= n {
 			*v = (*v)[:n]
 			return v
 		}
-		bufPool.Put(v)
+		mp4BufPool.Put(v)
 	}
 	b := make([]byte, n, max(n, 4<<10))
 	return &b
 }
 
-func putBuf(b *[]byte) {
-	if cap(*b) <= maxPooledBuf {
-		bufPool.Put(b)
+func mp4PutBuf(b *[]byte) {
+	if cap(*b) <= mp4MaxPooledBuf {
+		mp4BufPool.Put(b)
 	}
 }
 
-// toTimescale converts a time in ns to units of ts per second, rounding to
+// nsToTimescale converts a time in ns to units of ts per second, rounding to
 // the nearest unit, without overflow for any int64 time.
-func toTimescale(ns int64, ts uint32) int64 {
+func nsToTimescale(ns int64, ts uint32) int64 {
 	q, r := ns/1e9, ns%1e9
 	if r < 0 {
 		q, r = q-1, r+1e9
@@ -248,15 +248,15 @@ func WriteMP4Media(w io.Writer, s *Segment, track int) error {
 	}
 	// Media segments need only the timescale: the codec private data was
 	// checked by CheckTracks and WriteMP4Init.
-	t, err := trackAt(s.Header, track)
+	t, err := mp4Track(s.Header, track)
 	if err != nil {
 		return err
 	}
-	ts, err := trackTimescale(t)
+	ts, err := mp4Timescale(t)
 	if err != nil {
 		return err
 	}
-	audio := codecOf(t) == codecAAC
+	audio := trackCodecOf(t) == tcAAC
 
 	// The track's samples, and the payload span that holds them.
 	n := 0
@@ -284,12 +284,12 @@ func WriteMP4Media(w io.Writer, s *Segment, track int) error {
 	if n == 0 {
 		return fmt.Errorf("hls: no samples of track %d in fragment %d", track, s.Sequence)
 	}
-	if dataSize > math.MaxUint32-mdatHeadSize {
+	if dataSize > math.MaxUint32-mp4MdatHeadSize {
 		return fmt.Errorf("hls: %d bytes of samples is too many for one mdat", dataSize)
 	}
 
-	data := getBuf(int(hi - lo))
-	defer putBuf(data)
+	data := mp4GetBuf(int(hi - lo))
+	defer mp4PutBuf(data)
 	if k, err := s.Payload.ReadAt(*data, lo); k < len(*data) {
 		if err == nil || err == io.EOF {
 			err = io.ErrUnexpectedEOF
@@ -297,41 +297,41 @@ func WriteMP4Media(w io.Writer, s *Segment, track int) error {
 		return fmt.Errorf("hls: reading fragment %d payload: %w", s.Sequence, err)
 	}
 
-	trafSize := 8 + tfhdSize + tfdtSize + trunHeadSize + trunEntrySize*n
-	moofSize := 8 + mfhdSize + trafSize
-	hb := getBuf(moofSize + mdatHeadSize)
-	defer putBuf(hb)
+	trafSize := 8 + mp4TfhdSize + mp4TfdtSize + mp4TrunHeadSize + mp4TrunEntrySize*n
+	moofSize := 8 + mp4MfhdSize + trafSize
+	hb := mp4GetBuf(moofSize + mp4MdatHeadSize)
+	defer mp4PutBuf(hb)
 	b := (*hb)[:0]
-	b = box(b, moofSize, "moof")
-	b = box(b, mfhdSize, "mfhd")
+	b = mp4AppendBox(b, moofSize, "moof")
+	b = mp4AppendBox(b, mp4MfhdSize, "mfhd")
 	b = binary.BigEndian.AppendUint32(b, 0)
 	b = binary.BigEndian.AppendUint32(b, uint32(s.Sequence))
-	b = box(b, trafSize, "traf")
-	b = box(b, tfhdSize, "tfhd")
+	b = mp4AppendBox(b, trafSize, "traf")
+	b = mp4AppendBox(b, mp4TfhdSize, "tfhd")
 	b = binary.BigEndian.AppendUint32(b, 0x020000) // default-base-is-moof
 	b = binary.BigEndian.AppendUint32(b, uint32(track+1))
-	b = box(b, tfdtSize, "tfdt")
+	b = mp4AppendBox(b, mp4TfdtSize, "tfdt")
 	b = binary.BigEndian.AppendUint32(b, 1<<24) // version 1: 64-bit time
 	tfdtAt := len(b)
 	b = binary.BigEndian.AppendUint64(b, 0)
-	b = box(b, trunHeadSize+trunEntrySize*n, "trun")
+	b = mp4AppendBox(b, mp4TrunHeadSize+mp4TrunEntrySize*n, "trun")
 	// Version 1 (signed composition offsets); data offset, sample
 	// duration, size, flags and composition offset present.
 	b = binary.BigEndian.AppendUint32(b, 1<<24|0x000f01)
 	b = binary.BigEndian.AppendUint32(b, uint32(n))
-	b = binary.BigEndian.AppendUint32(b, uint32(moofSize+mdatHeadSize))
+	b = binary.BigEndian.AppendUint32(b, uint32(moofSize+mp4MdatHeadSize))
 
 	first := true
 	var cur *fragments.Sample
 	var curDT int64
 	entry := func(next int64) error {
-		dur, cto := next-curDT, toTimescale(s.BaseNS+cur.PTS, ts)-curDT
+		dur, cto := next-curDT, nsToTimescale(s.BaseNS+cur.PTS, ts)-curDT
 		if dur < 0 || dur > math.MaxUint32 || cto < math.MinInt32 || cto > math.MaxInt32 {
 			return fmt.Errorf("hls: fragment %d: sample duration %d or composition offset %d out of range", s.Sequence, dur, cto)
 		}
-		flags := uint32(flagsNonSync)
+		flags := uint32(mp4FlagsNonSync)
 		if cur.Key || audio {
-			flags = flagsSync
+			flags = mp4FlagsSync
 		}
 		b = binary.BigEndian.AppendUint32(b, uint32(dur))
 		b = binary.BigEndian.AppendUint32(b, uint32(cur.Size))
@@ -344,7 +344,7 @@ func WriteMP4Media(w io.Writer, s *Segment, track int) error {
 		if int(sm.Track) != track {
 			continue
 		}
-		dt := toTimescale(s.BaseNS+sm.DTS, ts)
+		dt := nsToTimescale(s.BaseNS+sm.DTS, ts)
 		if first {
 			if dt < 0 {
 				return fmt.Errorf("hls: fragment %d: decode time %d ns is before 0", s.Sequence, s.BaseNS+sm.DTS)
@@ -356,10 +356,10 @@ func WriteMP4Media(w io.Writer, s *Segment, track int) error {
 		}
 		cur, curDT = sm, dt
 	}
-	if err := entry(toTimescale(s.BaseNS+cur.DTS+cur.Dur, ts)); err != nil {
+	if err := entry(nsToTimescale(s.BaseNS+cur.DTS+cur.Dur, ts)); err != nil {
 		return err
 	}
-	b = box(b, int(dataSize)+mdatHeadSize, "mdat")
+	b = mp4AppendBox(b, int(dataSize)+mp4MdatHeadSize, "mdat")
 	*hb = b
 	if _, err := w.Write(b); err != nil {
 		return err
@@ -390,7 +390,7 @@ func WriteMP4Media(w io.Writer, s *Segment, track int) error {
 	return err
 }
 
-func box(b []byte, size int, typ string) []byte {
+func mp4AppendBox(b []byte, size int, typ string) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(size))
 	return append(b, typ...)
 }

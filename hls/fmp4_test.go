@@ -24,9 +24,9 @@ import (
 	"github.com/kvsgate/kvsgate/fragments/sqlindex"
 )
 
-// needTool returns the path of a command line tool, skipping the test if it
+// fmNeedTool returns the path of a command line tool, skipping the test if it
 // is missing (failing it if KVSGATE_REQUIRE_TOOLS=1).
-func needTool(t testing.TB, name string) string {
+func fmNeedTool(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err == nil {
@@ -273,10 +273,10 @@ var fmMedia = []struct {
 	relative bool
 	tracks   int
 }{
-	{demoClip, true, 2},
-	{capAV, true, 2},
-	{capVideo, false, 1},
-	{hevcClip, true, 1},
+	{cdDemoClip, true, 2},
+	{cdCapAV, true, 2},
+	{cdCapVideo, false, 1},
+	{cdHEVCClip, true, 1},
 }
 
 func TestFMP4Structure(t *testing.T) {
@@ -324,7 +324,7 @@ func fmFFprobe(t *testing.T, file string, stream int, what string) []fmProbe {
 	} else {
 		args = append(args, "-show_packets", "-show_entries", "packet=pts_time,dts_time,flags")
 	}
-	out, err := exec.Command(needTool(t, "ffprobe"), append(args, file)...).Output()
+	out, err := exec.Command(fmNeedTool(t, "ffprobe"), append(args, file)...).Output()
 	if err != nil {
 		t.Fatalf("ffprobe %s: %v", file, err)
 	}
@@ -353,8 +353,8 @@ func fmFFprobe(t *testing.T, file string, stream int, what string) []fmProbe {
 // first), key where the source has key frames; and that ffmpeg decodes the
 // file without an error.
 func TestFMP4FFprobe(t *testing.T) {
-	ffmpeg := needTool(t, "ffmpeg")
-	needTool(t, "ffprobe")
+	ffmpeg := fmNeedTool(t, "ffmpeg")
+	fmNeedTool(t, "ffprobe")
 	for _, m := range fmMedia {
 		segs := fmIngest(t, m.file, m.relative)
 		for track := range m.tracks {
@@ -430,7 +430,7 @@ func fmSynth(base int64, seq int64, dts []int64, dur int64, track uint8) *Segmen
 // exactly where the previous one ended, at the exact conversion of its
 // absolute decode time.
 func TestFMP4NoDrift(t *testing.T) {
-	h := codecHeader(t, demoClip)
+	h := cdHeader(t, cdDemoClip)
 	h.Tracks[1].SamplingFreq = 44100
 	h.Tracks[1].CodecPrivate = []byte{0x12, 0x10}
 	const base = 1795289339636123457
@@ -481,7 +481,7 @@ func TestTimescaleConversion(t *testing.T) {
 					continue
 				}
 			}
-			if got, want := toTimescale(ns, ts), fmUnits(ns, ts); got != want {
+			if got, want := nsToTimescale(ns, ts), fmUnits(ns, ts); got != want {
 				t.Errorf("%d ns at %d/s: %d, want %d", ns, ts, got, want)
 			}
 		}
@@ -494,7 +494,7 @@ type fmErrReader struct{}
 func (fmErrReader) ReadAt([]byte, int64) (int, error) { return 0, errors.New("disk on fire") }
 
 func TestWriteMP4MediaRefuses(t *testing.T) {
-	h := codecHeader(t, demoClip)
+	h := cdHeader(t, cdDemoClip)
 	good := func() *Segment {
 		s := fmSynth(fmStart, 7, []int64{-80e6, -40e6, 0, 40e6}, 40e6, 0)
 		s.Header = h
@@ -544,11 +544,11 @@ func TestWriteMP4MediaRefuses(t *testing.T) {
 	}
 }
 
-// TestWriteMP4MediaContiguousSamples checks that samples adjacent in the
+// TestWriteMP4MediaSampleOrder checks that samples adjacent in the
 // payload (written in one piece) and in an order other than the payload's
 // come out right.
 func TestWriteMP4MediaSampleOrder(t *testing.T) {
-	h := codecHeader(t, demoClip)
+	h := cdHeader(t, cdDemoClip)
 	payload := []byte("0123456789abcdefghij")
 	s := &Segment{Header: h, Payload: bytes.NewReader(payload), Size: int64(len(payload)), BaseNS: fmStart, Sequence: 3, Meta: &fragments.Meta{Samples: []fragments.Sample{
 		{Track: 0, Key: true, DTS: 0, PTS: 0, Dur: 40e6, Offset: 10, Size: 3}, // abc
@@ -574,7 +574,7 @@ func TestWriteMP4MediaSampleOrder(t *testing.T) {
 // them, in decode order with B-frame timing.
 func fmBenchSegment(b *testing.B) (*Segment, int64) {
 	b.Helper()
-	h := codecHeader(b, demoClip)
+	h := cdHeader(b, cdDemoClip)
 	f, err := os.Create(filepath.Join(b.TempDir(), "payload"))
 	if err != nil {
 		b.Fatal(err)

@@ -418,11 +418,15 @@ func (in *ingest) persistErr() error {
 
 // finishSamples turns absolute sample times into times relative to start,
 // fills in missing durations and decode times, and returns the fragment
-// duration. Decode order is storage order; with B-frames, decode times are
+// duration: the span of its first track (the video, when there is video),
+// from that track's earliest frame to the end of its last. Audio that a
+// muxer puts in the cluster of the next key frame makes fragments overlap
+// when measured over all tracks; the first track's span does not, and the
+// durations of consecutive fragments add up to the stream's length. Decode order is storage order; with B-frames, decode times are
 // the sorted presentation times shifted back just enough that no frame is
 // decoded after it is shown.
 func finishSamples(samples []Sample, tracks int, start int64) int64 {
-	end := start
+	var first, end int64
 	for t := 0; t < tracks; t++ {
 		var idx []int
 		for i := range samples {
@@ -438,6 +442,9 @@ func finishSamples(samples []Sample, tracks int, start int64) int64 {
 			pts[k] = samples[i].PTS
 		}
 		slices.Sort(pts)
+		if t == 0 {
+			first = pts[0]
+		}
 		// Fill missing durations from the presentation order.
 		var typical int64
 		if len(pts) > 1 {
@@ -459,14 +466,16 @@ func finishSamples(samples []Sample, tracks int, start int64) int64 {
 		}
 		for k, i := range idx {
 			samples[i].DTS = pts[k] - shift
-			end = max(end, samples[i].PTS+samples[i].Dur)
+			if t == 0 {
+				end = max(end, samples[i].PTS+samples[i].Dur)
+			}
 		}
 	}
 	for i := range samples {
 		samples[i].PTS -= start
 		samples[i].DTS -= start
 	}
-	return end - start
+	return end - first
 }
 
 // fail rejects the fragment in progress and sends an ERROR ack.

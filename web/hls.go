@@ -450,7 +450,21 @@ func (s *Server) segment(r *hlsRequest, f *fragments.Fragment, h *fragments.Head
 	if r.sess.Producer {
 		base = f.ProducerNS
 	}
-	return &hls.Segment{Header: h, Meta: meta, Payload: fr, Size: f.Size, BaseNS: base, Sequence: f.Ordinal}, func() { fr.Close() }, nil
+	return &hls.Segment{Header: h, Meta: meta, Payload: fr, Size: f.Size, BaseNS: mediaTime(base), Sequence: f.Ordinal}, func() { fr.Close() }, nil
+}
+
+// epochOffset lifts media times of streams whose timestamps start near the
+// epoch (ABSOLUTE timecodes from 0, as files made by ffmpeg have): decode
+// times of B-frame streams start before the first presentation time, and
+// MP4 decode times cannot be negative. Real wall-clock timestamps (later
+// than a day after 1970) are used as they are.
+const epochOffset = int64(time.Hour)
+
+func mediaTime(ns int64) int64 {
+	if ns < int64(24*time.Hour) {
+		return ns + epochOffset
+	}
+	return ns
 }
 
 func (s *Server) hlsInit(c echo.Context) error {

@@ -673,6 +673,17 @@ func (f *ieFragment) maxTC() int64 {
 	return m
 }
 
+// trackSpan is the time from a track's first to its last frame, timecode units.
+func (f *ieFragment) trackSpan(track uint64) int64 {
+	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	for _, fr := range f.frames {
+		if fr.track == track {
+			lo, hi = min(lo, fr.tc), max(hi, fr.tc)
+		}
+	}
+	return hi - lo
+}
+
 func (f *ieFragment) count(track uint64) int {
 	n := 0
 	for _, fr := range f.frames {
@@ -795,9 +806,9 @@ func ieVerify(t testing.TB, ts *testServer, in *ieInput, acks []ieAck, c ieCheck
 			t.Errorf("fragment %d: server timestamp %s not increasing within the ingest (%s..%s)", i, time.Unix(0, fr.ServerNS), c.t0, c.t1)
 		}
 		prevServer = fr.ServerNS
-		// Duration: from the first frame shown to the end of the last one,
-		// which lasts at most 100 ms in these inputs.
-		span := (f.maxTC() - f.minTC()) * in.scale
+		// Duration: the first track's, from its first frame shown to the
+		// end of its last one, which lasts at most 100 ms in these inputs.
+		span := f.trackSpan(in.tracks[0].Number) * in.scale
 		if fr.DurationNS <= span || fr.DurationNS > span+int64(100*time.Millisecond) {
 			t.Errorf("fragment %d: duration %s, frames span %s", i, time.Duration(fr.DurationNS), time.Duration(span))
 		}

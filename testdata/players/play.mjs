@@ -158,7 +158,7 @@ function pageMain({ player, url, maxEvents }) {
   const round = (x) => Math.round(x * 1000) / 1000;
   const st = {
     t0: Date.now(), events: [], dropped: 0, errors: [], advanced: 0, playingAt: null, ended: false,
-    version: '', native: null,
+    version: '', native: null, live: null,
   };
   window.__kvs = st;
   // ev records an event; a repeat of an earlier one (same type and detail,
@@ -261,6 +261,7 @@ function pageMain({ player, url, maxEvents }) {
       hls.on(Hls.Events.MANIFEST_PARSED, (_, d) => ev('hlsjs:manifestParsed', { levels: d.levels.length }));
       let levelLoaded = 0;
       hls.on(Hls.Events.LEVEL_LOADED, (_, d) => {
+        st.live = !!d.details.live;
         if (levelLoaded++ < 3) {
           ev('hlsjs:levelLoaded', {
             live: d.details.live, fragments: d.details.fragments.length, targetduration: d.details.targetduration,
@@ -293,7 +294,10 @@ function pageMain({ player, url, maxEvents }) {
       p.addEventListener('buffering', (e) => ev('shaka:buffering', { buffering: e.buffering }));
       p.attach(video)
         .then(() => p.load(url))
-        .then(() => ev('shaka:loaded', { live: p.isLive(), variants: p.getVariantTracks().length }))
+        .then(() => {
+          st.live = p.isLive();
+          ev('shaka:loaded', { live: st.live, variants: p.getVariantTracks().length });
+        })
         .catch((e) => {
           if (e && e.code !== undefined) onError(e);
           else fatal('shaka', { message: String(e) });
@@ -320,7 +324,10 @@ function pageMain({ player, url, maxEvents }) {
       p.on(events.ERROR, onError('error'));
       p.on(events.PLAYBACK_ERROR, onError('playbackError'));
       p.on(events.MANIFEST_LOADED, () => ev('dashjs:manifestLoaded'));
-      p.on(events.STREAM_INITIALIZED, () => ev('dashjs:streamInitialized', { live: p.isDynamic() }));
+      p.on(events.STREAM_INITIALIZED, () => {
+        st.live = p.isDynamic();
+        ev('dashjs:streamInitialized', { live: st.live });
+      });
       p.initialize(video, url, true);
       break;
     }
@@ -349,6 +356,8 @@ function snapshot() {
     paused: v.paused, ended: st.ended, readyState: v.readyState, buffered,
     errors: st.errors, events: st.events, dropped: st.dropped, playingAt: st.playingAt,
     version: st.version, native: st.native,
+    // The player's word; natively, an infinite duration.
+    live: st.native ? (Number.isNaN(v.duration) ? null : v.duration === Infinity) : st.live,
   };
 }
 
@@ -486,6 +495,7 @@ async function main() {
       readyState: s.readyState,
       buffered: s.buffered,
       startupMs: s.playingAt,
+      live: s.live,
       native: s.native ?? undefined,
       elapsedMs: Date.now() - started,
     });

@@ -39,7 +39,8 @@ type playResult struct {
 
 	Reason    string            `json:"reason"`   // why watching stopped
 	TimedOut  bool              `json:"timedOut"` // the timeout ran out first
-	Duration  any               `json:"duration"` // seconds, "Infinity" (live) or nil
+	Duration  any               `json:"duration"` // seconds, "Infinity" or nil (hls.js: finite on live too)
+	Live      *bool             `json:"live"`     // the player's verdict; nil: not known yet
 	Ended     bool              `json:"ended"`
 	StartupMs *float64          `json:"startupMs"` // page script start to first "playing"
 	ElapsedMs int               `json:"elapsedMs"`
@@ -59,13 +60,20 @@ type playResult struct {
 
 // String is a one-line summary for test logs.
 func (r playResult) String() string {
-	s := fmt.Sprintf("%s ok=%v advanced=%.2fs currentTime=%.2f video=%dx%d startup=%s reason=%q",
-		r.Player, r.OK, r.Advanced, r.CurrentTime, r.VideoWidth, r.VideoHeight, fmtMs(r.StartupMs), r.Reason)
+	s := fmt.Sprintf("%s ok=%v advanced=%.2fs currentTime=%.2f video=%dx%d live=%s startup=%s reason=%q",
+		r.Player, r.OK, r.Advanced, r.CurrentTime, r.VideoWidth, r.VideoHeight, fmtLive(r.Live), fmtMs(r.StartupMs), r.Reason)
 	if len(r.Errors) > 0 {
 		b, _ := json.Marshal(r.Errors)
 		s += " errors=" + string(b)
 	}
 	return s
+}
+
+func fmtLive(p *bool) string {
+	if p == nil {
+		return "unknown"
+	}
+	return strconv.FormatBool(*p)
 }
 
 func fmtMs(p *float64) string {
@@ -270,6 +278,9 @@ func TestPlayersOnStaticHLSAndDASH(t *testing.T) {
 			if !r.OK || r.Advanced < seconds || len(r.Errors) > 0 || r.VideoWidth <= 0 {
 				t.Errorf("did not play: %s\n%s", r, r.Raw)
 			}
+			if r.Live == nil || *r.Live {
+				t.Errorf("live = %v, want false (VOD)", fmtLive(r.Live))
+			}
 		})
 	}
 
@@ -305,5 +316,98 @@ func TestPlayersOnStaticHLSAndDASH(t *testing.T) {
 	t.Logf("media server saw %v", m)
 	if m[http.MethodOptions] > 0 {
 		t.Errorf("a player sent a CORS preflight (OPTIONS): media servers need to answer it")
+	}
+}
+
+// startLiveStreams runs ffmpeg in real time (-re, at most two minutes) writing a
+// live fMP4 HLS playlist (live/index.m3u8, 1 s segments, no ENDLIST) and a
+// dynamic DASH MPD (livedash/manifest.mpd) under dir, and waits until both
+// have a few segments. ffmpeg is stopped when the test ends.
+func startLiveStreams(t *testing.T, dir string) {
+	t.Helper()
+	ffmpeg := requireTool(t, "ffmpeg")
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	src := []string{"-hide_banner", "-loglevel", "error", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-t", "120", "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-profile:v", "main",
+		"-pix_fmt", "yuv420p", "-g", "25", "-keyint_min", "25", "-sc_threshold", "0", "-c:a", "aac", "-b:a", "96k"}
+	outs := map[string][]string{
+		"live/index.m3u8": {"-f", "hls", "-hls_time", "1", "-hls_list_size", "6", "-hls_segment_type", "fmp4"},
+		"livedash/manifest.mpd": {"-f", "dash", "-seg_duration", "1", "-window_size", "6", "-extra_window_size", "6",
+			"-remove_at_exit", "0"},
+	}
+	for out, args := range outs {
+		if err := os.Mkdir(filepath.Join(dir, filepath.Dir(out)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.CommandContext(ctx, ffmpeg, append(append(append([]string{}, src...), args...), out)...)
+		cmd.Dir = dir
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := cmd.Wait(); err != nil && ctx.Err() == nil {
+				t.Errorf("ffmpeg %s: %v\n%s", out, err, stderr.String())
+			}
+		}()
+	}
+	// Three segments in each: enough for every player's live edge.
+	deadline := time.Now().Add(30 * time.Second)
+	for _, want := range []string{"live/index3.m4s", "livedash/chunk-stream0-00003.m4s"} {
+		for {
+			if _, err := os.Stat(filepath.Join(dir, want)); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("ffmpeg wrote no %s in 30 s", want)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+}
+
+// TestPlayersOnLiveHLSAndDASH proves the harness on live streams: players
+// start at the live edge (a seek, which must not count as playback) and
+// then play on as segments appear.
+func TestPlayersOnLiveHLSAndDASH(t *testing.T) {
+	requirePlayers(t)
+	dir := t.TempDir()
+	startLiveStreams(t, dir)
+	files := newCORSFiles(dir)
+	srv := httptest.NewServer(files)
+	t.Cleanup(srv.Close)
+
+	const seconds = 3
+	plays := []struct{ player, path string }{
+		{"hlsjs", "live/index.m3u8"},
+		{"shaka", "live/index.m3u8"},
+		{"native", "live/index.m3u8"},
+		{"dashjs", "livedash/manifest.mpd"},
+		{"shaka", "livedash/manifest.mpd"},
+	}
+	for _, p := range plays {
+		t.Run(p.player+"/"+filepath.Dir(p.path), func(t *testing.T) {
+			r := playInBrowser(t, p.player, srv.URL+"/"+p.path, seconds)
+			t.Logf("%s duration=%v (%s %s)", r, r.Duration, p.player, r.Versions["player"])
+			if p.player == "native" && (r.Native == nil || r.Native.HLS == "") {
+				if r.OK || len(r.Errors) == 0 {
+					t.Errorf("no native HLS, yet no media error reported: %s\n%s", r, r.Raw)
+				}
+				return
+			}
+			if !r.OK || r.Advanced < seconds || len(r.Errors) > 0 || r.VideoWidth <= 0 {
+				t.Errorf("did not play: %s\n%s", r, r.Raw)
+			}
+			if r.Live == nil || !*r.Live {
+				t.Errorf("live = %v, want true", fmtLive(r.Live))
+			}
+		})
 	}
 }

@@ -1,11 +1,16 @@
 # kvsgate. `make test` installs what the tests drive (ffmpeg, GStreamer, the
-# AWS CLI) when missing, then runs every test with those tools required.
+# AWS CLI, Chromium and the npm players in testdata/players) when missing,
+# then runs every test with those tools required.
 
 GO ?= go
-APT_PACKAGES := ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav awscli
+APT_PACKAGES := ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav awscli chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Real players for the playback tests (testdata/players/README.md). npm ci
+# rewrites node_modules/.package-lock.json: older than the lock file = stale.
+PLAYERS := testdata/players
+PLAYERS_STAMP := $(PLAYERS)/node_modules/.package-lock.json
 
-.PHONY: all build test test-tools vet fuzz bench run demo clean
+.PHONY: all build test test-tools players vet fuzz bench run demo clean
 
 all: build
 
@@ -21,16 +26,29 @@ test-tools:
 	gst-inspect-1.0 x264enc >/dev/null 2>&1 || missing="$$missing gst-ugly"; \
 	gst-inspect-1.0 matroskamux >/dev/null 2>&1 || missing="$$missing gst-good"; \
 	[ -x /usr/bin/aws ] || missing="$$missing awscli"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing test tools (missing:$$missing)"; \
 		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(APT_PACKAGES); \
 	fi
+	@# Node only when there is none: Debian's npm conflicts with a nodejs that bundles npm.
+	@if ! command -v npm >/dev/null; then \
+		echo "installing test tools (missing: node/npm)"; \
+		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q nodejs npm; \
+	fi
+
+# hls.js, Shaka Player, dash.js and playwright-core, exactly as the lock file pins them.
+players: $(PLAYERS_STAMP)
+
+$(PLAYERS_STAMP): $(PLAYERS)/package.json $(PLAYERS)/package-lock.json | test-tools
+	npm ci --prefix $(PLAYERS) --no-audit --no-fund
+	touch $@
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
-test: test-tools vet
+test: test-tools players vet
 	KVSGATE_REQUIRE_TOOLS=1 $(GO) test -count=1 -timeout 30m ./...
 
 # Short fuzzing of every target (not part of `make test`).

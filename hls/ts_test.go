@@ -1,0 +1,671 @@
+package hls
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/kvsgate/kvsgate/fragments"
+	"github.com/kvsgate/kvsgate/fragments/mkv"
+	"github.com/kvsgate/kvsgate/fragments/sqlindex"
+)
+
+const (
+	tsTestDemo    = "../cmd/kvsgate/demo/sample.mkv"
+	tsTestCapture = "../testdata/producer/producer-c-av-relative.mkv"
+	tsTestVideo   = "../testdata/producer/producer-c-video-absolute-tags.mkv"
+	// tsTestStart is the producer start of relative ingests (unix ns).
+	tsTestStart = 1795289339636000000
+)
+
+// tsTestSegments ingests a Matroska file into a fresh Store and returns one
+// Segment per fragment, in ordinal order.
+func tsTestSegments(t testing.TB, file string, relative bool) []*Segment {
+	t.Helper()
+	dir := t.TempDir()
+	idx, err := sqlindex.Open(filepath.Join(dir, "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := fragments.NewStore(idx, fragments.DiskPayloads{Dir: filepath.Join(dir, "payload")},
+		fragments.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	st, err := store.CreateStream(fragments.NewStream{Name: "ts", RetentionHours: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := fragments.PutOptions{Relative: relative, ProducerStart: tsTestStart, HasProducerStart: true, Abort: func() {}}
+	if err := store.Put(context.Background(), st, opts, bytes.NewReader(data), func(fragments.Ack) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	frags, err := store.Index.Fragments(fragments.FragmentQuery{StreamID: st.ID, By: fragments.ByOrdinal, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var segs []*Segment
+	for i := range frags {
+		f := &frags[i]
+		h, err := store.Index.Header(f.HeaderID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := store.Index.Meta(st.ID, f.Ordinal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := store.OpenFragment(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		segs = append(segs, &Segment{Header: h, Meta: m, Payload: r, Size: f.Size, BaseNS: f.ProducerNS, Sequence: f.Ordinal})
+	}
+	if len(segs) == 0 {
+		t.Fatalf("%s: no fragments", file)
+	}
+	return segs
+}
+
+// tsTestWrite writes a segment and returns its bytes.
+func tsTestWrite(t testing.TB, s *Segment) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := WriteTS(&b, s); err != nil {
+		t.Fatalf("segment %d: %v", s.Sequence, err)
+	}
+	return b.Bytes()
+}
+
+// tsTestTool finds an external tool: the test skips without it, unless
+// KVSGATE_REQUIRE_TOOLS=1.
+func tsTestTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("KVSGATE_REQUIRE_TOOLS") == "1" {
+			t.Fatalf("%s is required (KVSGATE_REQUIRE_TOOLS=1): %v", name, err)
+		}
+		t.Skipf("%s not installed", name)
+	}
+	return p
+}
+
+type tsTestFrame struct {
+	pts int64 // 90 kHz
+	key bool
+}
+
+// tsTestProbe runs ffprobe -show_frames on a file and returns the frames
+// of its video and audio streams, times converted to 90 kHz.
+func tsTestProbe(t *testing.T, file string) (video, audio []tsTestFrame) {
+	t.Helper()
+	out, err := exec.Command(tsTestTool(t, "ffprobe"), "-v", "error", "-show_frames",
+		"-show_entries", "stream=index,codec_type,time_base:frame=stream_index,pts,key_frame", "-of", "json", file).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", file, err)
+	}
+	var r struct {
+		Streams []struct {
+			Index     int    `json:"index"`
+			CodecType string `json:"codec_type"`
+			TimeBase  string `json:"time_base"`
+		} `json:"streams"`
+		Frames []struct {
+			StreamIndex int    `json:"stream_index"`
+			PTS         *int64 `json:"pts"`
+			KeyFrame    int    `json:"key_frame"`
+		} `json:"frames"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range r.Frames {
+		s := r.Streams[f.StreamIndex]
+		if f.PTS == nil {
+			t.Fatalf("%s: a %s frame without pts", file, s.CodecType)
+		}
+		var num, den int64
+		if _, err := fmt.Sscanf(s.TimeBase, "%d/%d", &num, &den); err != nil {
+			t.Fatalf("time base %q: %v", s.TimeBase, err)
+		}
+		fr := tsTestFrame{pts: *f.PTS * num * 90000 / den, key: f.KeyFrame == 1}
+		switch s.CodecType {
+		case "video":
+			video = append(video, fr)
+		case "audio":
+			audio = append(audio, fr)
+		}
+	}
+	return video, audio
+}
+
+// tsTestClean decodes a file with ffmpeg and fails on any error or warning
+// it logs, and on continuity counter errors (which ffmpeg 5.1 logs only at
+// debug level, so -v error alone would not show them).
+func tsTestClean(t *testing.T, file string) {
+	t.Helper()
+	cmd := exec.Command(tsTestTool(t, "ffmpeg"), "-nostdin", "-v", "level+debug", "-i", file, "-f", "null", "-")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg %s: %v\n%s", file, err, out)
+	}
+	var bad []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "[error]") || strings.Contains(l, "[fatal]") || strings.Contains(l, "[panic]") ||
+			strings.Contains(l, "[warning]") || strings.Contains(l, "Continuity check failed") {
+			bad = append(bad, l)
+		}
+	}
+	if len(bad) > 0 {
+		t.Fatalf("ffmpeg on %s:\n%s", filepath.Base(file), strings.Join(bad, "\n"))
+	}
+}
+
+// tsTestRelative returns times relative to the first.
+func tsTestRelative(f []tsTestFrame) []tsTestFrame {
+	r := slices.Clone(f)
+	for i := range r {
+		r[i].pts -= f[0].pts
+	}
+	return r
+}
+
+// tsTestCheckWithTools writes every segment, checks each alone and their
+// concatenation with ffmpeg, and compares the concatenation's frames with
+// the source file's.
+func tsTestCheckWithTools(t *testing.T, source string, segs []*Segment, wantVideo, wantAudio bool) {
+	dir := t.TempDir()
+	var concat []byte
+	for _, s := range segs {
+		b := tsTestWrite(t, s)
+		name := filepath.Join(dir, fmt.Sprintf("seg%d.ts", s.Sequence))
+		if err := os.WriteFile(name, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tsTestClean(t, name)
+		concat = append(concat, b...)
+	}
+	name := filepath.Join(dir, "concat.ts")
+	if err := os.WriteFile(name, concat, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tsTestClean(t, name)
+
+	srcV, srcA := tsTestProbe(t, source)
+	gotV, gotA := tsTestProbe(t, name)
+	if !wantVideo {
+		srcV = nil
+	}
+	if !wantAudio {
+		srcA = nil
+	}
+	if len(gotV) != len(srcV) || len(gotA) != len(srcA) {
+		t.Fatalf("%d video and %d audio frames, source has %d and %d", len(gotV), len(gotA), len(srcV), len(srcA))
+	}
+	if wantVideo && len(srcV) == 0 || wantAudio && len(srcA) == 0 {
+		t.Fatalf("source has %d video and %d audio frames", len(srcV), len(srcA))
+	}
+	if len(srcV) > 0 {
+		if g, w := tsTestRelative(gotV), tsTestRelative(srcV); !slices.Equal(g, w) {
+			for i := range g {
+				if g[i] != w[i] {
+					t.Fatalf("video frame %d: relative pts %d key %v, source %d key %v", i, g[i].pts, g[i].key, w[i].pts, w[i].key)
+				}
+			}
+		}
+		keys := 0
+		for _, f := range gotV {
+			if f.key {
+				keys++
+			}
+		}
+		if keys < len(segs) {
+			t.Fatalf("%d key frames in %d segments", keys, len(segs))
+		}
+	}
+	if len(srcA) > 0 {
+		if g, w := tsTestRelative(gotA), tsTestRelative(srcA); !slices.Equal(g, w) {
+			t.Fatalf("audio frame times differ from the source's: %v... vs %v...", g[:min(5, len(g))], w[:min(5, len(w))])
+		}
+	}
+}
+
+func TestTSDemoClipWithFFmpeg(t *testing.T) {
+	segs := tsTestSegments(t, tsTestDemo, true)
+	if len(segs) != 10 {
+		t.Fatalf("%d fragments, want 10", len(segs))
+	}
+	tsTestCheckWithTools(t, tsTestDemo, segs, true, true)
+}
+
+func TestTSCapturesWithFFmpeg(t *testing.T) {
+	t.Run("audio+video", func(t *testing.T) {
+		tsTestCheckWithTools(t, tsTestCapture, tsTestSegments(t, tsTestCapture, true), true, true)
+	})
+	t.Run("video", func(t *testing.T) {
+		tsTestCheckWithTools(t, tsTestVideo, tsTestSegments(t, tsTestVideo, false), true, false)
+	})
+}
+
+// TestTSAudioOnlyWithFFmpeg drops the demo's video track: the PCR moves to
+// the audio PID.
+func TestTSAudioOnlyWithFFmpeg(t *testing.T) {
+	segs := tsTestSegments(t, tsTestDemo, true)
+	for _, s := range segs {
+		tsTestOnlyTrack(s, 1)
+	}
+	tsTestCheckWithTools(t, tsTestDemo, segs, false, true)
+	pkts := tsTestParse(t, tsTestWrite(t, segs[0]))
+	if pkts.pcrPID != tsFirstPID || pkts.pcrs == 0 {
+		t.Fatalf("PCR on PID %#x (%d of them), want on the audio PID %#x", pkts.pcrPID, pkts.pcrs, tsFirstPID)
+	}
+}
+
+// tsTestOnlyTrack keeps one track of a segment.
+func tsTestOnlyTrack(s *Segment, track uint8) {
+	h := *s.Header
+	h.Tracks = []mkv.Track{h.Tracks[track]}
+	s.Header = &h
+	m := &fragments.Meta{}
+	for _, smp := range s.Meta.Samples {
+		if smp.Track == track {
+			smp.Track = 0
+			m.Samples = append(m.Samples, smp)
+		}
+	}
+	s.Meta = m
+}
+
+// tsTestPES is one PES packet read back from TS packets.
+type tsTestPES struct {
+	pid       uint16
+	streamID  byte
+	pts, dts  uint64
+	hasDTS    bool
+	rai, pcr  bool   // flags of its first TS packet
+	pcrBase   uint64 // 90 kHz
+	es        []byte
+	packets   int
+	straddled bool // the PES header did not fit in its first TS packet
+	raw       []byte
+}
+
+// tsTestTS is what a TS byte stream holds.
+type tsTestTS struct {
+	packets     map[uint16]int
+	firstCC     map[uint16]byte
+	pat, pmt    int // table packets
+	patCCs      []byte
+	pmtPID      uint16
+	pcrPID      uint16
+	pcrs        int
+	streamTypes map[uint16]byte
+	pes         []*tsTestPES
+}
+
+// tsTestParse reads TS packets independently of the writer and fails on a
+// misaligned stream, a lost sync byte, a continuity counter that does not
+// increase by one (mod 16) on its PID, or a malformed PES packet.
+func tsTestParse(t testing.TB, b []byte) *tsTestTS {
+	t.Helper()
+	if len(b)%188 != 0 {
+		t.Fatalf("%d bytes: not a whole number of 188-byte packets", len(b))
+	}
+	ts := &tsTestTS{packets: map[uint16]int{}, firstCC: map[uint16]byte{}, streamTypes: map[uint16]byte{}}
+	lastCC := map[uint16]byte{}
+	open := map[uint16]*tsTestPES{}
+	finish := func(p *tsTestPES) {
+		r := p.raw
+		if len(r) < 9 || r[0] != 0 || r[1] != 0 || r[2] != 1 {
+			t.Fatalf("PID %#x: PES packet without a start code: % x", p.pid, r[:min(len(r), 12)])
+		}
+		p.streamID = r[3]
+		plen := int(binary.BigEndian.Uint16(r[4:]))
+		if plen != 0 && plen != len(r)-6 {
+			t.Fatalf("PID %#x: PES_packet_length %d, packet has %d bytes after it", p.pid, plen, len(r)-6)
+		}
+		if r[6]&0xc0 != 0x80 {
+			t.Fatalf("PID %#x: PES header flags %#x", p.pid, r[6])
+		}
+		hdl := int(r[8])
+		ts := func(b []byte) uint64 {
+			if b[0]&1 == 0 || b[2]&1 == 0 || b[4]&1 == 0 {
+				t.Fatalf("PID %#x: timestamp marker bits missing: % x", p.pid, b[:5])
+			}
+			return uint64(b[0]>>1&7)<<30 | uint64(b[1])<<22 | uint64(b[2]>>1)<<15 | uint64(b[3])<<7 | uint64(b[4]>>1)
+		}
+		switch r[7] >> 6 {
+		case 2:
+			if hdl < 5 || r[9]>>4 != 2 {
+				t.Fatalf("PID %#x: bad PTS field", p.pid)
+			}
+			p.pts = ts(r[9:])
+			p.dts = p.pts
+		case 3:
+			if hdl < 10 || r[9]>>4 != 3 || r[14]>>4 != 1 {
+				t.Fatalf("PID %#x: bad PTS/DTS fields", p.pid)
+			}
+			p.pts, p.dts, p.hasDTS = ts(r[9:]), ts(r[14:]), true
+		default:
+			t.Fatalf("PID %#x: PES packet without PTS", p.pid)
+		}
+		p.es = r[9+hdl:]
+	}
+	for off := 0; off < len(b); off += 188 {
+		pkt := b[off : off+188]
+		if pkt[0] != 0x47 {
+			t.Fatalf("packet %d: sync byte %#x", off/188, pkt[0])
+		}
+		if pkt[1]&0x80 != 0 {
+			t.Fatalf("packet %d: transport_error_indicator", off/188)
+		}
+		pusi := pkt[1]&0x40 != 0
+		pid := uint16(pkt[1]&0x1f)<<8 | uint16(pkt[2])
+		afc, cc := pkt[3]>>4&3, pkt[3]&15
+		if pkt[3]&0xc0 != 0 {
+			t.Fatalf("packet %d: scrambled", off/188)
+		}
+		if afc&1 == 0 {
+			t.Fatalf("packet %d (PID %#x): no payload", off/188, pid)
+		}
+		if last, ok := lastCC[pid]; ok && cc != (last+1)&15 {
+			t.Fatalf("packet %d (PID %#x): continuity counter %d after %d", off/188, pid, cc, last)
+		} else if !ok {
+			ts.firstCC[pid] = cc
+		}
+		lastCC[pid] = cc
+		ts.packets[pid]++
+		payload := pkt[4:]
+		var rai, pcr bool
+		var pcrBase uint64
+		if afc == 3 {
+			n := int(pkt[4])
+			if n > 182 {
+				t.Fatalf("packet %d: adaptation field of %d bytes leaves no payload", off/188, n)
+			}
+			if n > 0 {
+				flags := pkt[5]
+				rai = flags&0x40 != 0
+				if flags&0x10 != 0 {
+					if n < 7 {
+						t.Fatalf("packet %d: PCR flag in a %d-byte adaptation field", off/188, n)
+					}
+					pcr = true
+					pcrBase = uint64(binary.BigEndian.Uint32(pkt[6:]))<<1 | uint64(pkt[10]>>7)
+					if pkt[10]&0x7e != 0x7e {
+						t.Fatalf("packet %d: PCR reserved bits %#x", off/188, pkt[10])
+					}
+					ts.pcrs++
+					if ts.pcrPID != 0 && pid != ts.pcrPID {
+						t.Fatalf("packet %d: PCR on PID %#x, PMT says %#x", off/188, pid, ts.pcrPID)
+					}
+				}
+				for i := 6; i < 5+n; i++ {
+					if pcr && i < 12 {
+						continue
+					}
+					if pkt[i] != 0xff {
+						t.Fatalf("packet %d: stuffing byte %#x", off/188, pkt[i])
+					}
+				}
+			}
+			payload = pkt[5+n:]
+		}
+		switch pid {
+		case 0:
+			if !pusi || payload[0] != 0 || payload[1] != 0 {
+				t.Fatalf("packet %d: not a PAT", off/188)
+			}
+			ts.pat++
+			ts.patCCs = append(ts.patCCs, cc)
+			ts.pmtPID = uint16(payload[11]&0x1f)<<8 | uint16(payload[12])
+			continue
+		case ts.pmtPID:
+			if !pusi || payload[0] != 0 || payload[1] != 2 {
+				t.Fatalf("packet %d: not a PMT", off/188)
+			}
+			ts.pmt++
+			sec := payload[1:]
+			n := int(binary.BigEndian.Uint16(sec[1:]) & 0xfff)
+			ts.pcrPID = uint16(sec[8]&0x1f)<<8 | uint16(sec[9])
+			for i := 12; i < 3+n-4; i += 5 {
+				ts.streamTypes[uint16(sec[i+1]&0x1f)<<8|uint16(sec[i+2])] = sec[i]
+			}
+			continue
+		}
+		if _, ok := ts.streamTypes[pid]; !ok {
+			t.Fatalf("packet %d: PID %#x not in a PMT before it", off/188, pid)
+		}
+		if pusi {
+			if p := open[pid]; p != nil {
+				finish(p)
+			}
+			p := &tsTestPES{pid: pid, rai: rai, pcr: pcr, pcrBase: pcrBase}
+			open[pid] = p
+			ts.pes = append(ts.pes, p)
+		} else if rai || pcr {
+			t.Fatalf("packet %d: RAI/PCR on a packet that starts no PES", off/188)
+		}
+		p := open[pid]
+		if p == nil {
+			t.Fatalf("packet %d: PID %#x payload before a PES start", off/188, pid)
+		}
+		if p.packets == 1 && len(p.raw) < 9+int(p.raw[min(8, len(p.raw)-1)]) {
+			p.straddled = true
+		}
+		if len(payload) == 0 {
+			t.Fatalf("packet %d: empty payload", off/188)
+		}
+		p.raw = append(p.raw, payload...)
+		p.packets++
+	}
+	for _, p := range open {
+		finish(p)
+	}
+	return ts
+}
+
+// tsTestTicks is the expected 90 kHz time of unix ns t, by big integers.
+func tsTestTicks(ns int64) uint64 {
+	v := new(big.Int).Mul(big.NewInt(ns), big.NewInt(90000))
+	v.Add(v, big.NewInt(500000000))               // round half up
+	v.Div(v, big.NewInt(1000000000))              // Div floors toward -inf for positive divisor (Euclidean)
+	v.Mod(v, new(big.Int).Lsh(big.NewInt(1), 33)) // Euclidean: non-negative
+	return v.Uint64()
+}
+
+// tsTestNALs splits Annex B bytes (4-byte start codes only, as written) into
+// NAL units.
+func tsTestNALs(t testing.TB, es []byte) [][]byte {
+	t.Helper()
+	if !bytes.HasPrefix(es, []byte{0, 0, 0, 1}) {
+		t.Fatalf("access unit does not start with a start code: % x", es[:min(8, len(es))])
+	}
+	var nals [][]byte
+	for _, n := range bytes.Split(es[4:], []byte{0, 0, 0, 1}) {
+		nals = append(nals, n)
+	}
+	return nals
+}
+
+// tsTestAVCC splits an AVCC sample (4-byte lengths) into NAL units.
+func tsTestAVCC(t testing.TB, b []byte) [][]byte {
+	t.Helper()
+	var nals [][]byte
+	for len(b) > 0 {
+		n := int(binary.BigEndian.Uint32(b))
+		nals = append(nals, b[4:4+n])
+		b = b[4+n:]
+	}
+	return nals
+}
+
+// tsTestSample reads a sample's bytes.
+func tsTestSample(t testing.TB, s *Segment, smp fragments.Sample) []byte {
+	t.Helper()
+	b := make([]byte, smp.Size)
+	if _, err := s.Payload.ReadAt(b, smp.Offset); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// tsTestParams returns the avcC's SPS and PPS.
+func tsTestParams(t testing.TB, avcc []byte) (sps, pps []byte) {
+	t.Helper()
+	if avcc[5]&0x1f != 1 {
+		t.Fatalf("avcC with %d SPS", avcc[5]&0x1f)
+	}
+	n := int(binary.BigEndian.Uint16(avcc[6:]))
+	sps = avcc[8 : 8+n]
+	r := avcc[8+n:]
+	if r[0] != 1 {
+		t.Fatalf("avcC with %d PPS", r[0])
+	}
+	m := int(binary.BigEndian.Uint16(r[1:]))
+	return sps, r[3 : 3+m]
+}
+
+// TestTSPackets reads three consecutive segments of the demo clip back at
+// the packet level: alignment, continuity across the concatenation, PAT/PMT
+// per segment, PCR, PES timestamps, Annex B (AUD first, SPS/PPS before each
+// key frame) and ADTS headers against the stored samples.
+func TestTSPackets(t *testing.T) {
+	segs := tsTestSegments(t, tsTestDemo, true)[3:6]
+	var concat []byte
+	for _, s := range segs {
+		b := tsTestWrite(t, s)
+		one := tsTestParse(t, b)
+		if one.pat != 1 || one.pmt != 1 || one.patCCs[0] != byte(s.Sequence%16) {
+			t.Fatalf("segment %d: %d PAT and %d PMT, PAT CC %v, want one each with CC %d", s.Sequence, one.pat, one.pmt, one.patCCs, s.Sequence%16)
+		}
+		if !bytes.Equal(b[:188], tsTestWritePrefix(t, b)) {
+			t.Fatal("segment does not start with the PAT")
+		}
+		for pid, n := range one.packets {
+			if pid >= tsFirstPID && pid < tsPMTPID && (n%16 != 0 || one.firstCC[pid] != 0) {
+				t.Fatalf("segment %d PID %#x: %d packets from CC %d, want a multiple of 16 from 0", s.Sequence, pid, n, one.firstCC[pid])
+			}
+		}
+		if one.streamTypes[0x100] != 0x1b || one.streamTypes[0x101] != 0x0f || one.pcrPID != 0x100 {
+			t.Fatalf("PMT: stream types %v, PCR PID %#x", one.streamTypes, one.pcrPID)
+		}
+		concat = append(concat, b...)
+	}
+	ts := tsTestParse(t, concat) // continuity across the three
+	if ts.pat != 3 || ts.pmt != 3 {
+		t.Fatalf("%d PAT, %d PMT in 3 segments", ts.pat, ts.pmt)
+	}
+
+	sps, pps := tsTestParams(t, segs[0].Header.Tracks[0].CodecPrivate)
+	i := 0
+	for _, s := range segs {
+		for _, smp := range s.Meta.Samples {
+			p := ts.pes[i]
+			i++
+			if p.pid != tsFirstPID+uint16(smp.Track) {
+				t.Fatalf("PES %d on PID %#x, sample of track %d", i, p.pid, smp.Track)
+			}
+			pts, dts := tsTestTicks(s.BaseNS+smp.PTS), tsTestTicks(s.BaseNS+smp.DTS)
+			if p.pts != pts || p.dts != dts || p.hasDTS != (pts != dts) {
+				t.Fatalf("PES %d: PTS %d DTS %d (DTS field %v), want %d %d", i, p.pts, p.dts, p.hasDTS, pts, dts)
+			}
+			src := tsTestSample(t, s, smp)
+			switch smp.Track {
+			case 0:
+				if p.streamID != 0xe0 || !p.pcr || p.pcrBase != (dts-9000)&(1<<33-1) || p.rai != smp.Key {
+					t.Fatalf("video PES %d: stream id %#x, PCR %v %d, RAI %v (key %v)", i, p.streamID, p.pcr, p.pcrBase, p.rai, smp.Key)
+				}
+				nals := tsTestNALs(t, p.es)
+				want := [][]byte{{9, 0xf0}}
+				if smp.Key {
+					want = append(want, sps, pps)
+				}
+				want = append(want, tsTestAVCC(t, src)...)
+				if len(nals) != len(want) {
+					t.Fatalf("video PES %d: %d NAL units, want %d", i, len(nals), len(want))
+				}
+				for k := range nals {
+					if !bytes.Equal(nals[k], want[k]) {
+						t.Fatalf("video PES %d NAL %d (type %d): differs from the expected (type %d)", i, k, nals[k][0]&0x1f, want[k][0]&0x1f)
+					}
+				}
+				if smp.Key && nals[len(nals)-1][0]&0x1f != 5 {
+					t.Fatalf("key frame PES %d does not end with an IDR slice", i)
+				}
+			case 1:
+				if p.streamID != 0xc0 || p.pcr || p.rai {
+					t.Fatalf("audio PES %d: stream id %#x, PCR %v, RAI %v", i, p.streamID, p.pcr, p.rai)
+				}
+				h := p.es
+				if len(h) < 7 || h[0] != 0xff || h[1]&0xf6 != 0xf0 || h[1]&1 != 1 {
+					t.Fatalf("audio PES %d: no ADTS sync/layer/protection_absent: % x", i, h[:min(7, len(h))])
+				}
+				profile, sfi, ch := h[2]>>6, h[2]>>2&15, (h[2]&1)<<2|h[3]>>6
+				flen := int(h[3]&3)<<11 | int(h[4])<<3 | int(h[5]>>5)
+				if profile != 1 || sfi != 3 || ch != 2 || flen != len(h) || flen != 7+len(src) || h[6]&3 != 0 {
+					t.Fatalf("audio PES %d: ADTS profile %d, rate index %d, channels %d, length %d (PES %d, sample %d)", i, profile, sfi, ch, flen, len(h), len(src))
+				}
+				if !bytes.Equal(h[7:], src) {
+					t.Fatalf("audio PES %d: frame differs from the sample", i)
+				}
+			}
+			if p.straddled {
+				t.Fatalf("PES %d: header straddles TS packets in an ordinary segment", i)
+			}
+		}
+	}
+	if i != len(ts.pes) {
+		t.Fatalf("%d PES packets for %d samples", len(ts.pes), i)
+	}
+	if ts.pcrs == 0 {
+		t.Fatal("no PCR")
+	}
+}
+
+// tsTestWritePrefix returns the PAT packet a segment should start with,
+// built by hand.
+func tsTestWritePrefix(t testing.TB, b []byte) []byte {
+	t.Helper()
+	pkt := bytes.Repeat([]byte{0xff}, 188)
+	sec := []byte{0x00, 0xb0, 13, 0, 1, 0xc1, 0, 0, 0, 1, 0xf0, 0}
+	copy(pkt, []byte{0x47, 0x40, 0, 0x10 | b[3]&15, 0})
+	copy(pkt[5:], sec)
+	binary.BigEndian.PutUint32(pkt[5+len(sec):], tsTestCRC(sec))
+	return pkt
+}
+
+// tsTestCRC is CRC-32/MPEG-2, table-driven (unlike the writer's).
+func tsTestCRC(b []byte) uint32 {
+	var table [256]uint32
+	for i := range table {
+		c := uint32(i) << 24
+		for range 8 {
+			c = c<<1 ^ (c>>31)*0x04c11db7
+		}
+		table[i] = c
+	}
+	crc := ^uint32(0)
+	for _, x := range b {
+		crc = crc<<8 ^ table[byte(crc>>24)^x]
+	}
+	return crc
+}

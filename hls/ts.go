@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"math"
 	"strings"
 	"sync"
 
@@ -51,10 +50,10 @@ var (
 // stream type 0x0F) get an ADTS header per frame built from the
 // AudioSpecificConfig. Track i has PID 0x100+i, the PMT PID 0x1000; the PCR
 // is on the first video track (else the first audio track), in the first
-// packet of each of its PES packets. PTS and DTS (DTS only where it
-// differs) are s.BaseNS+Sample.PTS/DTS in 90 kHz, rounded, modulo 2^33, so
-// the same fragment has the same timestamps in every session and
-// consecutive fragments are contiguous.
+// packet of each of its PES packets, 100 ms behind the unit's DTS. PTS and
+// DTS (DTS only where it differs) are s.BaseNS+Sample.PTS/DTS in 90 kHz,
+// rounded, modulo 2^33, so the same fragment has the same timestamps in
+// every session and consecutive fragments are contiguous.
 //
 // Continuity counters come from the segment alone, yet run on without a
 // jump from one segment to the next in ordinal order (no server state):
@@ -63,45 +62,51 @@ var (
 //     mod 16, so consecutive ordinals have consecutive counters.
 //   - Every elementary PID starts at CC 0 and its packet count in the
 //     segment is made a multiple of 16, so it ends at CC 15 and the next
-//     segment's 0 follows. The count is padded by cutting PES packets into
-//     more TS packets than needed, each carrying at least one payload byte
-//     behind adaptation-field stuffing (legal; CC counts only packets with
-//     payload). The extra packets (at most 15 per PID, under 3 kB) go to
-//     the last PES packets of the PID, each keeping its whole PES header in
-//     its first TS packet. Only when a PID has too few bytes for that (a
-//     segment of one or two tiny access units) may a PES header straddle
-//     TS packets, which ISO 13818-1 allows; any PES packet is at least 20
-//     bytes, so a PID with one reaches 16 packets. A PID without access
-//     units in the segment has no packets (0 is a multiple of 16).
+//     segment's 0 follows. The PID's last PES packet is cut into up to 15
+//     more TS packets than it needs, each carrying at least one payload
+//     byte behind adaptation-field stuffing (legal; CC counts only packets
+//     with payload; under 3 kB per PID and segment). That PES packet keeps
+//     its whole header in its first TS packet unless it is too short for
+//     that (an access unit of a few bytes): then its header straddles TS
+//     packets, which ISO 13818-1 allows. A PES packet has at least 20 bytes,
+//     so the padding always fits. A PID without access units in the
+//     segment has no packets (0 is a multiple of 16).
 //
 // Segments taken out of ordinal order (a gap in the fragment list) show a
 // PAT/PMT counter jump there, as any discontinuity would.
 //
-// The samples are read with one ReadAt of the byte range they span: memory
-// is bounded by one fragment (plus a 64 kB output buffer). Nothing is
-// written when the tracks or the samples are invalid.
+// The samples are read in storage order through a window of
+// max(256 kB, largest sample) bytes, one ReadAt per window (one per
+// segment for fragments under 256 kB): memory is bounded by one fragment,
+// and the bytes are copied once more, into the TS packets (64 kB per Write). Invalid tracks or a
+// sample table that does not fit the payload fail before anything is
+// written, and so do read errors of a fragment's first window. A frame
+// whose NAL unit lengths overrun it is cut after its last whole NAL unit
+// rather than failing a segment half written.
 func WriteTS(w io.Writer, s *Segment) error {
 	m := tsMuxPool.Get().(*tsMux)
 	defer m.release()
 	if err := m.setTracks(s); err != nil {
 		return err
 	}
-	if err := m.read(s); err != nil {
-		return err
-	}
-	if err := m.plan(s); err != nil {
+	if err := m.check(s); err != nil {
 		return err
 	}
 	m.w = w
 	m.writeTables(s.Sequence)
-	for i := range m.pes {
-		if m.err != nil {
-			return m.err
+	if s.Meta != nil {
+		for i := range s.Meta.Samples {
+			if err := m.writeSample(s, i); err != nil {
+				return err
+			}
 		}
-		m.writePES(&m.pes[i])
 	}
 	return m.flush()
 }
+
+// tsWindow is the least the payload is read by: few reads per fragment,
+// and small enough to stay in cache until its bytes are packetized.
+const tsWindow = 256 << 10
 
 // tsTrack is one track's TS stream.
 type tsTrack struct {
@@ -113,54 +118,41 @@ type tsTrack struct {
 	params     []byte // H.264: the avcC's SPS and PPS in Annex B
 	adts       [7]byte
 	// in the segment
-	lastPES int // index into tsMux.pes, -1 if none
+	last    int // its last sample, -1 if none
 	packets int
 	cc      byte
 }
 
-// tsPES is one PES packet to write.
-type tsPES struct {
-	track   int
-	pcr     bool // carries a PCR in its first TS packet
-	key     bool // random_access_indicator
-	pcrBase uint64
-	hdr     int // PES header length
-	size    int // PES header plus elementary stream bytes
-	packets int
-	p0, p1  int // its pieces, the PES header first
-	prev    int // previous PES packet of the same track, -1 if none
-}
-
-// tsMux holds one segment's state; pooled, so a fragment-sized read buffer
-// is not allocated and zeroed per segment.
+// tsMux holds one segment's state; pooled, so the read window is not
+// allocated and zeroed per segment.
 type tsMux struct {
-	w       io.Writer
-	tracks  []tsTrack
-	pcrTrk  int
-	buf     []byte   // the samples' bytes
-	bufBase int64    // payload offset of buf[0]
-	arena   []byte   // PES and ADTS headers
-	pieces  [][]byte // slices of buf, arena and constants
-	pes     []tsPES
-	out     []byte
-	outN    int
-	err     error
+	w      io.Writer
+	tracks []tsTrack
+	pcrTrk int
+	// the read window: payload bytes [winOff, winOff+len(win)), within the
+	// samples' span [0, end)
+	win    []byte
+	winOff int64
+	end    int64
+	pieces [][]byte // of the PES packet being written
+	pesHdr [19]byte
+	adts   [7]byte
+	out    []byte
+	outN   int
+	err    error
 }
 
 var tsMuxPool = sync.Pool{New: func() any { return &tsMux{out: make([]byte, tsBufPackets*tsPacketSize)} }}
 
 func (m *tsMux) release() {
-	m.w = nil
-	m.err = nil
-	m.outN = 0
-	clear(m.pieces) // do not keep params alive
+	m.w, m.err, m.outN = nil, nil, 0
+	clear(m.pieces) // keep neither the window nor the params alive through it
 	m.pieces = m.pieces[:0]
-	m.pes = m.pes[:0]
 	m.tracks = m.tracks[:0]
-	// Keep buffers of ordinary fragments; drop one that a huge fragment grew.
-	if cap(m.buf) > 16<<20 {
-		m.buf = nil
+	if cap(m.win) > 4*tsWindow { // keep ordinary windows, not one a huge frame grew
+		m.win = nil
 	}
+	m.win = m.win[:0]
 	tsMuxPool.Put(m)
 }
 
@@ -177,7 +169,7 @@ func (m *tsMux) setTracks(s *Segment) error {
 	firstAudio := -1
 	for i := range s.Header.Tracks {
 		tr := &s.Header.Tracks[i]
-		t := tsTrack{pid: uint16(tsFirstPID + i), lastPES: -1}
+		t := tsTrack{pid: uint16(tsFirstPID + i), last: -1}
 		switch {
 		case tr.CodecID == "V_MPEG4/ISO/AVC":
 			if len(tr.CodecPrivate) == 0 {
@@ -216,13 +208,13 @@ func (m *tsMux) setTracks(s *Segment) error {
 	return nil
 }
 
-// read reads the byte range the samples span with one ReadAt.
-func (m *tsMux) read(s *Segment) error {
-	m.buf, m.bufBase = m.buf[:0], 0
+// check checks the sample table against the tracks and the payload and
+// reads the first window.
+func (m *tsMux) check(s *Segment) error {
+	m.win, m.winOff, m.end = m.win[:0], 0, 0
 	if s.Meta == nil || len(s.Meta.Samples) == 0 {
 		return nil
 	}
-	lo, hi := int64(math.MaxInt64), int64(0)
 	for i := range s.Meta.Samples {
 		smp := &s.Meta.Samples[i]
 		if smp.Offset < 0 || smp.Size < 0 || smp.Size > s.Size || smp.Offset > s.Size-smp.Size {
@@ -231,112 +223,87 @@ func (m *tsMux) read(s *Segment) error {
 		if int(smp.Track) >= len(m.tracks) {
 			return fmt.Errorf("hls: sample %d: no track %d", i, smp.Track)
 		}
-		lo, hi = min(lo, smp.Offset), max(hi, smp.Offset+smp.Size)
-	}
-	n := int(hi - lo)
-	if cap(m.buf) < n {
-		m.buf = make([]byte, n)
-	}
-	m.buf, m.bufBase = m.buf[:n], lo
-	if k, err := s.Payload.ReadAt(m.buf, lo); k < n {
-		if err == nil || err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return fmt.Errorf("hls: reading fragment payload: %w", err)
-	}
-	return nil
-}
-
-// plan lays out every PES packet (its pieces and TS packet count) before
-// anything is written, so that invalid samples fail the segment whole and
-// each PID's packet count can be padded to a multiple of 16.
-func (m *tsMux) plan(s *Segment) error {
-	var samples []fragments.Sample
-	if s.Meta != nil {
-		samples = s.Meta.Samples
-	}
-	// PES header (at most 19 bytes) and ADTS header (7) per sample: the
-	// arena never grows, so slices of it stay valid.
-	if need := len(samples) * (19 + 7); cap(m.arena) < need {
-		m.arena = make([]byte, 0, need)
-	}
-	m.arena = m.arena[:0]
-	for i := range samples {
-		smp := &samples[i]
 		t := &m.tracks[smp.Track]
-		b := m.buf[smp.Offset-m.bufBase:][:smp.Size]
-		p := tsPES{track: int(smp.Track), key: t.video && smp.Key, prev: t.lastPES, p0: len(m.pieces)}
-		m.pieces = append(m.pieces, nil) // the PES header, once the size is known
-		var es int
-		var err error
-		if t.video {
-			es, err = m.videoPieces(t, b, smp.Key)
-		} else {
-			es, err = m.audioPieces(b, &t.adts)
+		if !t.video && smp.Size > 0x1fff-7 {
+			return fmt.Errorf("hls: sample %d: AAC frame of %d bytes is too long for ADTS", i, smp.Size)
 		}
-		if err != nil {
-			return fmt.Errorf("hls: sample %d (track %d): %w", i, smp.Track, err)
-		}
-		pts, dts := tsTicks(s.BaseNS+smp.PTS), tsTicks(s.BaseNS+smp.DTS)
-		hdr, err := m.pesHeader(t, es, pts, dts)
-		if err != nil {
-			return fmt.Errorf("hls: sample %d (track %d): %w", i, smp.Track, err)
-		}
-		m.pieces[p.p0] = hdr
-		p.p1 = len(m.pieces)
-		p.hdr, p.size = len(hdr), len(hdr)+es
-		if p.track == m.pcrTrk {
-			p.pcr, p.pcrBase = true, (dts-tsPCRDelay)&tsMask33
-		}
-		p.packets = tsMinPackets(p.size, p.firstCap())
-		t.packets += p.packets
-		t.lastPES = len(m.pes)
-		m.pes = append(m.pes, p)
+		t.last = i
+		m.end = max(m.end, smp.Offset+smp.Size)
 	}
-	// Pad every PID to a multiple of 16 packets, from its last PES packets
-	// back: first keeping PES headers whole, then letting them straddle.
-	for ti := range m.tracks {
-		t := &m.tracks[ti]
-		extra := (16 - t.packets%16) % 16
-		for straddle := 0; straddle < 2 && extra > 0; straddle++ {
-			for i := t.lastPES; i >= 0 && extra > 0; i = m.pes[i].prev {
-				p := &m.pes[i]
-				most := 1 + p.size - p.hdr // one payload byte per packet after the header's
-				if straddle == 1 {
-					most = p.size // one byte per packet
-				}
-				if add := min(extra, most-p.packets); add > 0 {
-					p.packets += add
-					extra -= add
-				}
-			}
-		}
-		if extra > 0 { // unreachable: a PES packet has at least 20 bytes
-			return fmt.Errorf("hls: track %d: cannot pad %d TS packets to a multiple of 16", ti, t.packets)
-		}
-		t.packets += (16 - t.packets%16) % 16
-	}
-	return nil
+	_, err := m.sample(s, &s.Meta.Samples[0])
+	return err
 }
 
-// videoPieces appends the pieces of one H.264 access unit in Annex B: an
-// AUD (unless the unit starts with one), the avcC's SPS and PPS before a
-// key frame that lacks them, then the NAL units. With 4-byte lengths the
-// lengths are overwritten with start codes in the read buffer, so the unit
+// sample returns a sample's bytes, reading the window on from it if it is
+// not in the window.
+func (m *tsMux) sample(s *Segment, smp *fragments.Sample) ([]byte, error) {
+	if smp.Offset < m.winOff || smp.Offset+smp.Size > m.winOff+int64(len(m.win)) {
+		n := int(min(max(tsWindow, smp.Size), m.end-smp.Offset))
+		if cap(m.win) < n {
+			m.win = make([]byte, n)
+		}
+		m.win, m.winOff = m.win[:n], smp.Offset
+		if k, err := s.Payload.ReadAt(m.win, smp.Offset); k < n {
+			m.win = m.win[:0]
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("hls: reading fragment payload: %w", err)
+		}
+	}
+	return m.win[smp.Offset-m.winOff:][:smp.Size], nil
+}
+
+// writeSample writes sample i as one PES packet.
+func (m *tsMux) writeSample(s *Segment, i int) error {
+	smp := &s.Meta.Samples[i]
+	b, err := m.sample(s, smp)
+	if err != nil {
+		return err
+	}
+	t := &m.tracks[smp.Track]
+	m.pieces = append(m.pieces[:0], nil) // the PES header, once the size is known
+	var es int
+	if t.video {
+		es = m.videoPieces(t, b, smp.Key)
+	} else {
+		es = m.audioPieces(b, &t.adts)
+	}
+	pts, dts := tsTicks(s.BaseNS+smp.PTS), tsTicks(s.BaseNS+smp.DTS)
+	hdr := m.pesHeader(t, es, pts, dts)
+	m.pieces[0] = hdr
+	p := tsPES{size: len(hdr) + es, key: t.video && smp.Key}
+	if int(smp.Track) == m.pcrTrk {
+		p.pcr, p.pcrBase = true, (dts-tsPCRDelay)&tsMask33
+	}
+	k := tsMinPackets(p.size, p.firstCap())
+	if i == t.last { // pad the PID to a multiple of 16 packets
+		k += (16 - (t.packets+k)%16) % 16
+	}
+	t.packets += k
+	m.writePES(t, &p, k)
+	return m.err
+}
+
+// videoPieces sets the pieces of one H.264 access unit in Annex B: an AUD
+// (unless the unit starts with one), the avcC's SPS and PPS before a key
+// frame that lacks them, then the NAL units. With 4-byte lengths the
+// lengths are overwritten with start codes in the window, so the unit
 // stays one piece.
-func (m *tsMux) videoPieces(t *tsTrack, b []byte, key bool) (int, error) {
+func (m *tsMux) videoPieces(t *tsTrack, b []byte, key bool) int {
 	var hasSPS, hasPPS, empty bool
 	first, firstLen := -1, 0 // the first NAL unit's type and length
 	ls := t.lenSize
-	for off := 0; off < len(b); {
+	off := 0
+	for off < len(b) {
 		if len(b)-off < ls {
-			return 0, fmt.Errorf("truncated NAL unit length at byte %d of %d", off, len(b))
+			break
 		}
 		n := tsNALLen(b[off:], ls)
-		off += ls
-		if n > len(b)-off {
-			return 0, fmt.Errorf("NAL unit of %d bytes at byte %d overruns the %d-byte frame", n, off-ls, len(b))
+		if n > len(b)-off-ls {
+			break
 		}
+		off += ls
 		if n == 0 {
 			empty = true
 			continue
@@ -349,6 +316,7 @@ func (m *tsMux) videoPieces(t *tsTrack, b []byte, key bool) (int, error) {
 		hasPPS = hasPPS || typ == 8
 		off += n
 	}
+	b = b[:off] // a malformed tail is dropped
 	params := t.params
 	if !key || hasSPS && hasPPS {
 		params = nil
@@ -380,7 +348,7 @@ func (m *tsMux) videoPieces(t *tsTrack, b []byte, key bool) (int, error) {
 			es += aud
 		}
 		m.pieces = append(m.pieces, b)
-		return es + len(b), nil
+		return es + len(b)
 	}
 	for off, i := 0, 0; off < len(b); {
 		n := tsNALLen(b[off:], ls)
@@ -397,50 +365,48 @@ func (m *tsMux) videoPieces(t *tsTrack, b []byte, key bool) (int, error) {
 		}
 		i++
 	}
-	return es, nil
+	return es
 }
 
-// audioPieces appends the pieces of one AAC frame: an ADTS header and the
-// raw frame.
-func (m *tsMux) audioPieces(b []byte, adts *[7]byte) (int, error) {
+// audioPieces sets the pieces of one AAC frame (at most 8184 bytes): an
+// ADTS header and the raw frame.
+func (m *tsMux) audioPieces(b []byte, adts *[7]byte) int {
 	n := 7 + len(b)
-	if n > 0x1fff {
-		return 0, fmt.Errorf("AAC frame of %d bytes is too long for ADTS", len(b))
-	}
-	h := *adts
-	h[3] |= byte(n >> 11)
-	h[4] = byte(n >> 3)
-	h[5] = byte(n<<5) | 0x1f
-	a := len(m.arena)
-	m.arena = append(m.arena, h[:]...)
-	m.pieces = append(m.pieces, m.arena[a:len(m.arena):len(m.arena)], b)
-	return n, nil
+	m.adts = *adts
+	m.adts[3] |= byte(n >> 11)
+	m.adts[4] = byte(n >> 3)
+	m.adts[5] = byte(n<<5) | 0x1f
+	m.pieces = append(m.pieces, m.adts[:], b)
+	return n
 }
 
-// pesHeader appends a PES header to the arena and returns it.
-func (m *tsMux) pesHeader(t *tsTrack, es int, pts, dts uint64) ([]byte, error) {
+// pesHeader builds the PES header of es bytes.
+func (m *tsMux) pesHeader(t *tsTrack, es int, pts, dts uint64) []byte {
 	hdl, flags := 5, byte(0x80)
 	if dts != pts {
 		hdl, flags = 10, 0xc0
 	}
 	plen := 3 + hdl + es
 	if plen > 0xffff {
-		if !t.video {
-			return nil, fmt.Errorf("PES packet of %d bytes", plen)
-		}
-		plen = 0 // unbounded, allowed for video
+		plen = 0 // unbounded, as video may be (audio is at most 8191+13 bytes)
 	}
-	a := len(m.arena)
 	// '10', not scrambled, data_alignment_indicator: the unit starts here.
-	h := append(m.arena, 0, 0, 1, t.streamID, byte(plen>>8), byte(plen), 0x84, flags, byte(hdl))
+	h := append(m.pesHdr[:0], 0, 0, 1, t.streamID, byte(plen>>8), byte(plen), 0x84, flags, byte(hdl))
 	if dts != pts {
 		h = tsAppendTimestamp(h, 3, pts)
 		h = tsAppendTimestamp(h, 1, dts)
 	} else {
 		h = tsAppendTimestamp(h, 2, pts)
 	}
-	m.arena = h
-	return h[a:len(h):len(h)], nil
+	return h
+}
+
+// tsPES is the first TS packet's needs of a PES packet.
+type tsPES struct {
+	size    int  // PES header plus elementary stream bytes
+	pcr     bool // carries a PCR in its first TS packet
+	key     bool // random_access_indicator
+	pcrBase uint64
 }
 
 // firstCap is the payload room of the PES packet's first TS packet.
@@ -473,36 +439,64 @@ var tsStuffing = [tsPayload]byte{
 	0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 }
 
-// writePES writes one PES packet as p.packets TS packets: full packets
+// writePES writes the PES packet in m.pieces as k TS packets: full packets
 // first, then (when padded) packets of one payload byte, each packet's
 // shortfall taken up by adaptation-field stuffing.
-func (m *tsMux) writePES(p *tsPES) {
-	t := &m.tracks[p.track]
-	pieces, off := m.pieces[p.p0:p.p1], 0
+func (m *tsMux) writePES(t *tsTrack, p *tsPES, k int) {
+	pieces, off := m.pieces, 0
 	rem := p.size
-	for j := 0; j < p.packets; j++ {
+	hdr := uint32(0x47<<24) | uint32(t.pid)<<8
+	cc := uint32(t.cc)
+	out, pos := m.out, m.outN*tsPacketSize
+	for j := 0; j < k; j++ {
+		if pos == len(out) {
+			m.outN = tsBufPackets
+			m.flush()
+			pos = 0
+		}
+		if j > 0 {
+			// The bulk of a large unit: a run of full packets from one piece.
+			if full := rem - (k - j - 1) - tsPayload; full >= 0 {
+				full = min(full/(tsPayload-1)+1, (len(pieces[0])-off)/tsPayload, (len(out)-pos)/tsPacketSize)
+				src := pieces[0][off : off+full*tsPayload]
+				for len(src) > 0 {
+					pkt := out[pos : pos+tsPacketSize : pos+tsPacketSize]
+					binary.BigEndian.PutUint32(pkt, hdr|cc|0x10)
+					cc = (cc + 1) & 15
+					copy(pkt[4:], src[:tsPayload])
+					src = src[tsPayload:]
+					pos += tsPacketSize
+				}
+				if full > 0 {
+					rem -= full * tsPayload
+					j += full - 1
+					if off += full * tsPayload; off == len(pieces[0]) {
+						pieces, off = pieces[1:], 0
+					}
+					continue
+				}
+			}
+		}
+		pkt := out[pos : pos+tsPacketSize : pos+tsPacketSize]
+		pos += tsPacketSize
+		h := hdr | cc
+		cc = (cc + 1) & 15
 		room := tsPayload
 		if j == 0 {
 			room = p.firstCap()
+			h |= 0x40 << 16 // payload_unit_start_indicator
 		}
-		n := min(room, rem-(p.packets-j-1))
+		n := min(room, rem-(k-j-1))
 		rem -= n
-		pkt := m.packet()
-		pkt[0] = 0x47
-		pkt[1] = byte(t.pid >> 8)
-		if j == 0 {
-			pkt[1] |= 0x40 // payload_unit_start_indicator
-		}
-		pkt[2] = byte(t.pid)
 		af := tsPayload - n // adaptation field bytes, its length byte included
 		if af == 0 {
-			pkt[3] = 0x10 | t.cc
+			binary.BigEndian.PutUint32(pkt, h|0x10)
 		} else {
-			pkt[3] = 0x30 | t.cc
+			binary.BigEndian.PutUint32(pkt, h|0x30)
 			pkt[4] = byte(af - 1)
 			if af > 1 {
 				pkt[5] = 0
-				pos := 6
+				at := 6
 				if j == 0 && p.key {
 					pkt[5] |= 0x40 // random_access_indicator
 				}
@@ -511,21 +505,22 @@ func (m *tsMux) writePES(p *tsPES) {
 					b := p.pcrBase
 					pkt[6], pkt[7], pkt[8], pkt[9] = byte(b>>25), byte(b>>17), byte(b>>9), byte(b>>1)
 					pkt[10], pkt[11] = byte(b<<7)|0x7e, 0 // 6 reserved bits, extension 0
-					pos = 12
+					at = 12
 				}
-				copy(pkt[pos:4+af], tsStuffing[:])
+				copy(pkt[at:4+af], tsStuffing[:])
 			}
 		}
-		t.cc = (t.cc + 1) & 15
 		// Copy n bytes of the pieces.
 		for dst := pkt[4+af:]; len(dst) > 0; {
 			c := copy(dst, pieces[0][off:])
-			dst, off = dst[c:], off+c
-			if off == len(pieces[0]) {
+			dst = dst[c:]
+			if off += c; off == len(pieces[0]) {
 				pieces, off = pieces[1:], 0
 			}
 		}
 	}
+	t.cc = byte(cc)
+	m.outN = pos / tsPacketSize
 }
 
 // writeTables writes the PAT and the PMT, each with CC = seq mod 16.

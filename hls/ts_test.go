@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kvsgate/kvsgate/fragments"
 	"github.com/kvsgate/kvsgate/fragments/mkv"
@@ -575,6 +577,17 @@ func TestTSPackets(t *testing.T) {
 		t.Fatalf("%d PAT, %d PMT in 3 segments", ts.pat, ts.pmt)
 	}
 
+	tsTestCheckSamples(t, segs, ts)
+	if ts.pcrs == 0 {
+		t.Fatal("no PCR")
+	}
+}
+
+// tsTestCheckSamples checks the PES packets of segments (H.264 track 0,
+// AAC-LC 48 kHz stereo track 1) against their samples: PID, PTS/DTS, PCR,
+// RAI, Annex B with AUD first and SPS/PPS before key frames, ADTS headers.
+func tsTestCheckSamples(t *testing.T, segs []*Segment, ts *tsTestTS) {
+	t.Helper()
 	sps, pps := tsTestParams(t, segs[0].Header.Tracks[0].CodecPrivate)
 	i := 0
 	for _, s := range segs {
@@ -668,4 +681,412 @@ func tsTestCRC(b []byte) uint32 {
 		crc = crc<<8 ^ table[byte(crc>>24)^x]
 	}
 	return crc
+}
+
+// tsTestAVCCConfig is an avcC with one SPS and one PPS (4-byte lengths).
+var tsTestAVCCConfig = []byte{1, 0x64, 0, 0x28, 0xff, 0xe1, 0, 4, 0x67, 0x64, 0, 0x28, 1, 0, 4, 0x68, 0xee, 0x3c, 0x80}
+
+// tsTestSynthetic builds a segment of video frames (one NAL unit each, the
+// first a key frame) of the given sizes and AAC frames of audioSize bytes,
+// about two per video frame, in one payload.
+func tsTestSynthetic(video []int, audio, audioSize int) *Segment {
+	h := &fragments.Header{TimecodeScale: 1e6, Tracks: []mkv.Track{
+		{Number: 1, Type: 1, CodecID: "V_MPEG4/ISO/AVC", CodecPrivate: tsTestAVCCConfig},
+		{Number: 2, Type: 2, CodecID: "A_AAC", CodecPrivate: []byte{0x11, 0x90}, SamplingFreq: 48000, Channels: 2},
+	}}
+	var payload []byte
+	m := &fragments.Meta{}
+	seed := uint32(1)
+	fill := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			seed = seed*1664525 + 1013904223
+			b[i] = byte(seed >> 24)
+		}
+		return b
+	}
+	a := 0
+	for i, size := range video {
+		nal := fill(size - 4)
+		nal[0] = 1 // non-IDR slice
+		if i == 0 {
+			nal[0] = 0x65 // IDR slice
+		}
+		payload = binary.BigEndian.AppendUint32(append(payload, 0xa3, 0x80), uint32(len(nal))) // a stand-in block header
+		m.Samples = append(m.Samples, fragments.Sample{Track: 0, Key: i == 0, PTS: int64(i) * 40e6, DTS: int64(i) * 40e6,
+			Dur: 40e6, Offset: int64(len(payload)) - 4, Size: int64(size)})
+		payload = append(payload, nal...)
+		for ; a < audio && (a*1024*1e9/48000 < (i+1)*40e6 || i == len(video)-1); a++ {
+			payload = append(payload, 0xa3, 0x81)
+			ts := int64(a) * 1024 * 1e9 / 48000
+			m.Samples = append(m.Samples, fragments.Sample{Track: 1, Key: true, PTS: ts, DTS: ts, Dur: 21333333,
+				Offset: int64(len(payload)), Size: int64(audioSize)})
+			payload = append(payload, fill(audioSize)...)
+		}
+	}
+	return &Segment{Header: h, Meta: m, Payload: bytes.NewReader(payload), Size: int64(len(payload)),
+		BaseNS: tsTestStart, Sequence: 7}
+}
+
+// TestTSTinySegment: a segment of one 1-byte NAL unit and one 1-byte AAC
+// frame has too few bytes to pad each PID to 16 packets with whole PES
+// headers, so the headers straddle packets; the PES packets still read back
+// whole.
+func TestTSTinySegment(t *testing.T) {
+	s := tsTestSynthetic([]int{5}, 1, 1)
+	s.Meta.Samples[0].Key = false
+	b := tsTestWrite(t, s)
+	ts := tsTestParse(t, b)
+	if ts.packets[0x100] != 16 || ts.packets[0x101] != 16 || len(ts.pes) != 2 {
+		t.Fatalf("%d video and %d audio packets in %d PES, want 16 and 16 in 2", ts.packets[0x100], ts.packets[0x101], len(ts.pes))
+	}
+	src := tsTestSample(t, s, s.Meta.Samples[0])
+	if v := ts.pes[0]; !v.straddled || !bytes.Equal(v.es, append([]byte{0, 0, 0, 1, 9, 0xf0, 0, 0, 0, 1}, src[4:]...)) {
+		t.Fatalf("video PES (straddled %v): % x", v.straddled, v.es)
+	}
+	if a := ts.pes[1]; !a.straddled || len(a.es) != 8 || a.pts != tsTestTicks(s.BaseNS) {
+		t.Fatalf("audio PES (straddled %v): % x, PTS %d", a.straddled, a.es, a.pts)
+	}
+
+	// ffprobe demuxes the straddled headers too.
+	name := filepath.Join(t.TempDir(), "tiny.ts")
+	if err := os.WriteFile(name, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(tsTestTool(t, "ffprobe"), "-v", "quiet", "-show_packets",
+		"-show_entries", "packet=stream_index,pts,size", "-of", "json", name).Output()
+	if err != nil {
+		t.Fatalf("ffprobe: %v", err)
+	}
+	var r struct {
+		Packets []struct {
+			StreamIndex int    `json:"stream_index"`
+			PTS         uint64 `json:"pts"`
+			Size        string `json:"size"`
+		} `json:"packets"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range r.Packets {
+		got = append(got, fmt.Sprintf("%d:%d:%s", p.StreamIndex, p.PTS, p.Size))
+	}
+	slices.Sort(got)
+	pts := tsTestTicks(s.BaseNS)
+	if want := []string{fmt.Sprintf("0:%d:11", pts), fmt.Sprintf("1:%d:8", pts)}; !slices.Equal(got, want) {
+		t.Fatalf("ffprobe packets %v, want %v", got, want)
+	}
+}
+
+// TestTSTimestamps checks the 90 kHz conversion (rounding, negative times,
+// the 2^33 wrap) and that a segment across the wrap carries wrapped values.
+func TestTSTimestamps(t *testing.T) {
+	wrapNS := int64(1<<33) * 1e9 / 90000 // ns of one 2^33-tick period
+	for _, ns := range []int64{0, 1, 5555, 5556, 11111, 33366666, 1e9, -1, -5556, -40e6,
+		tsTestStart, tsTestStart + 33366667, 1<<62 + 12345, -(1 << 62), wrapNS - 1, wrapNS, 20 * wrapNS} {
+		if got, want := tsTicks(ns), tsTestTicks(ns); got != want {
+			t.Errorf("tsTicks(%d) = %d, want %d", ns, got, want)
+		}
+	}
+	s := tsTestSynthetic([]int{400, 300, 300}, 4, 20)
+	s.BaseNS = 17*wrapNS - 50e6 // the wrap is 50 ms in
+	ts := tsTestParse(t, tsTestWrite(t, s))
+	wrapped := false
+	for i, p := range ts.pes {
+		smp := s.Meta.Samples[i]
+		if want := tsTestTicks(s.BaseNS + smp.PTS); p.pts != want {
+			t.Fatalf("PES %d: PTS %d, want %d", i, p.pts, want)
+		}
+		wrapped = wrapped || p.pts < 90000
+	}
+	if !wrapped || ts.pes[0].pts < 1<<33-9000 {
+		t.Fatalf("no PTS wrapped (first %d)", ts.pes[0].pts)
+	}
+}
+
+// TestTSSameAnnexB: NAL lengths of 2 bytes, and key frames that already
+// carry an AUD, SPS and PPS, give the same bytes as the plain 4-byte AVCC.
+func TestTSSameAnnexB(t *testing.T) {
+	s := tsTestSegments(t, tsTestDemo, true)[0] // NAL units under 64 kB
+	want := tsTestWrite(t, s)
+	sps, pps := tsTestParams(t, s.Header.Tracks[0].CodecPrivate)
+
+	// rewrite builds a copy of s whose video samples are re-encoded by f.
+	rewrite := func(avcc []byte, f func(smp fragments.Sample, nals [][]byte) []byte) *Segment {
+		c := *s
+		h := *s.Header
+		h.Tracks = slices.Clone(h.Tracks)
+		h.Tracks[0].CodecPrivate = avcc
+		c.Header = &h
+		m := &fragments.Meta{}
+		var payload []byte
+		for _, smp := range s.Meta.Samples {
+			b := tsTestSample(t, s, smp)
+			if smp.Track == 0 {
+				b = f(smp, tsTestAVCC(t, b))
+			}
+			smp.Offset, smp.Size = int64(len(payload)), int64(len(b))
+			payload = append(payload, b...)
+			m.Samples = append(m.Samples, smp)
+		}
+		c.Meta, c.Payload, c.Size = m, bytes.NewReader(payload), int64(len(payload))
+		return &c
+	}
+
+	avcc2 := slices.Clone(s.Header.Tracks[0].CodecPrivate)
+	avcc2[4] = avcc2[4]&^3 | 1
+	twoByte := rewrite(avcc2, func(_ fragments.Sample, nals [][]byte) []byte {
+		var b []byte
+		for _, n := range nals {
+			if len(n) > 0xffff {
+				t.Fatalf("NAL unit of %d bytes", len(n))
+			}
+			b = append(binary.BigEndian.AppendUint16(b, uint16(len(n))), n...)
+		}
+		return b
+	})
+	if got := tsTestWrite(t, twoByte); !bytes.Equal(got, want) {
+		t.Fatal("2-byte NAL lengths: output differs from the 4-byte one")
+	}
+
+	carried := 0
+	inBand := rewrite(s.Header.Tracks[0].CodecPrivate, func(smp fragments.Sample, nals [][]byte) []byte {
+		if smp.Key {
+			nals = append([][]byte{{9, 0xf0}, sps, pps}, nals...)
+			carried++
+		}
+		var b []byte
+		for _, n := range nals {
+			b = append(binary.BigEndian.AppendUint32(b, uint32(len(n))), n...)
+		}
+		return b
+	})
+	if got := tsTestWrite(t, inBand); carried == 0 || !bytes.Equal(got, want) {
+		t.Fatalf("key frames with AUD, SPS and PPS (%d): output differs", carried)
+	}
+}
+
+func TestTSRejects(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		edit func(s *Segment)
+		want error // nil: any error
+	}{
+		{"no avcC", func(s *Segment) { s.Header.Tracks[0].CodecPrivate = nil }, ErrMissingCodecPrivate},
+		{"bad avcC", func(s *Segment) { s.Header.Tracks[0].CodecPrivate = tsTestAVCCConfig[:10] }, ErrInvalidCodecPrivate},
+		{"length size 3", func(s *Segment) {
+			s.Header.Tracks[0].CodecPrivate = slices.Clone(tsTestAVCCConfig)
+			s.Header.Tracks[0].CodecPrivate[4] = 0xfe
+		}, ErrInvalidCodecPrivate},
+		{"no ASC", func(s *Segment) { s.Header.Tracks[1].CodecPrivate = nil }, ErrMissingCodecPrivate},
+		{"short ASC", func(s *Segment) { s.Header.Tracks[1].CodecPrivate = []byte{0x11} }, ErrInvalidCodecPrivate},
+		{"AAC channel config 0", func(s *Segment) { s.Header.Tracks[1].CodecPrivate = []byte{0x11, 0x80} }, ErrUnsupportedMedia},
+		{"HEVC", func(s *Segment) { s.Header.Tracks[0].CodecID = "V_MPEGH/ISO/HEVC" }, ErrUnsupportedMedia},
+		{"no tracks", func(s *Segment) { s.Header.Tracks = nil }, ErrUnsupportedMedia},
+		{"sample beyond the payload", func(s *Segment) { s.Meta.Samples[3].Offset = s.Size - 1 }, nil},
+		{"no such track", func(s *Segment) { s.Meta.Samples[2].Track = 2 }, nil},
+		{"payload shorter than said", func(s *Segment) { s.Payload = io.NewSectionReader(s.Payload, 0, s.Size-1) }, io.ErrUnexpectedEOF},
+		{"AAC frame too long for ADTS", func(s *Segment) {
+			a := &s.Meta.Samples[len(s.Meta.Samples)-1]
+			a.Offset, a.Size = 0, 8185
+		}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := tsTestSynthetic([]int{9000, 3000}, 3, 100)
+			h := *s.Header
+			h.Tracks = slices.Clone(h.Tracks)
+			s.Header = &h
+			c.edit(s)
+			var b bytes.Buffer
+			err := WriteTS(&b, s)
+			if err == nil || c.want != nil && !errors.Is(err, c.want) {
+				t.Fatalf("error %v, want %v", err, c.want)
+			}
+			if b.Len() != 0 {
+				t.Fatalf("%d bytes written before the error", b.Len())
+			}
+		})
+	}
+}
+
+func TestTSADTSConfigs(t *testing.T) {
+	for _, c := range []struct {
+		asc                   []byte
+		profile, sfi, channel byte
+	}{
+		{[]byte{0x11, 0x90}, 1, 3, 2},                   // AAC-LC 48 kHz stereo (the capture's)
+		{[]byte{0x12, 0x08}, 1, 4, 1},                   // AAC-LC 44.1 kHz mono
+		{[]byte{0x2b, 0x11, 0x88, 0x00}, 1, 6, 2},       // HE-AAC, explicit: LC core at 24 kHz, SBR to 48 kHz
+		{[]byte{0x0f, 0x80, 0x5d, 0xc0, 0x10}, 0, 3, 2}, // AAC Main, explicit 48000 Hz
+	} {
+		h, err := tsADTSHeader(c.asc)
+		if err != nil {
+			t.Fatalf("% x: %v", c.asc, err)
+		}
+		if p, f, ch := h[2]>>6, h[2]>>2&15, (h[2]&1)<<2|h[3]>>6; p != c.profile || f != c.sfi || ch != c.channel {
+			t.Errorf("% x: profile %d, rate index %d, channels %d; want %d %d %d", c.asc, p, f, ch, c.profile, c.sfi, c.channel)
+		}
+	}
+	for _, asc := range [][]byte{{0xf8, 0x00, 0x00}, {0x17, 0x90}, {0x11, 0xf9}, {0x17, 0x80, 0x18, 0x1c, 0x90}} {
+		if _, err := tsADTSHeader(asc); !errors.Is(err, ErrUnsupportedMedia) && !errors.Is(err, ErrInvalidCodecPrivate) {
+			t.Errorf("% x: error %v", asc, err)
+		}
+	}
+}
+
+// tsTestCountingReader counts ReadAt calls.
+type tsTestCountingReader struct {
+	r     io.ReaderAt
+	calls int
+}
+
+func (c *tsTestCountingReader) ReadAt(p []byte, off int64) (int, error) {
+	c.calls++
+	return c.r.ReadAt(p, off)
+}
+
+// TestTSLargeFragment: a 1080p-sized fragment is read through several
+// windows and still reads back sample for sample.
+func TestTSLargeFragment(t *testing.T) {
+	s := tsTestSynthetic(slices.Repeat([]int{40000}, 25), 47, 400)
+	cr := &tsTestCountingReader{r: s.Payload}
+	s.Payload = cr
+	ts := tsTestParse(t, tsTestWrite(t, s))
+	// A window starts at a sample, so it holds at least tsWindow-40000 bytes.
+	if want := int(s.Size/(tsWindow-40000)) + 1; cr.calls < 2 || cr.calls > want {
+		t.Fatalf("%d ReadAt calls for %d bytes, want 2 to %d", cr.calls, s.Size, want)
+	}
+	s.Payload = cr.r
+	tsTestCheckSamples(t, []*Segment{s}, ts)
+}
+
+// TestTSMalformedFrame: a frame whose NAL unit lengths overrun it is cut
+// after its last whole NAL unit, and the segment is still written whole.
+func TestTSMalformedFrame(t *testing.T) {
+	s := tsTestSynthetic([]int{3000, 2000, 2000}, 4, 50)
+	var payload []byte
+	payload = append(payload, tsTestSample(t, s, s.Meta.Samples[0])...) // the key frame, kept
+	nal := []byte{0x41, 1, 2, 3, 4, 5}
+	frames := [][]byte{
+		append(binary.BigEndian.AppendUint32(nil, 6), nal...),                                                   // whole
+		append(binary.BigEndian.AppendUint32(append(binary.BigEndian.AppendUint32(nil, 6), nal...), 100), 1, 2), // overrun
+		append(binary.BigEndian.AppendUint32(nil, 6), append(nal, 0, 0)...),                                     // truncated length
+	}
+	m := &fragments.Meta{}
+	f := 0
+	for _, smp := range s.Meta.Samples {
+		if smp.Track == 0 && !smp.Key {
+			smp.Offset, smp.Size = int64(len(payload)), int64(len(frames[f]))
+			payload = append(payload, frames[f]...)
+			f++
+		} else if smp.Track == 1 {
+			b := tsTestSample(t, s, smp)
+			smp.Offset = int64(len(payload))
+			payload = append(payload, b...)
+		}
+		m.Samples = append(m.Samples, smp)
+	}
+	s.Meta, s.Payload, s.Size = m, bytes.NewReader(payload), int64(len(payload))
+	ts := tsTestParse(t, tsTestWrite(t, s))
+	var video []*tsTestPES
+	for _, p := range ts.pes {
+		if p.pid == tsFirstPID {
+			video = append(video, p)
+		}
+	}
+	want := append([]byte{0, 0, 0, 1, 9, 0xf0, 0, 0, 0, 1}, nal...)
+	if len(video) != 3 || len(ts.pes) != len(m.Samples) {
+		t.Fatalf("%d video PES of %d, want 3 of %d", len(video), len(ts.pes), len(m.Samples))
+	}
+	for i, p := range video[1:] {
+		if !bytes.Equal(p.es, want) {
+			t.Fatalf("frame %d: % x, want % x", i+1, p.es, want)
+		}
+	}
+}
+
+// TestTSOneReadAndReuse: a segment costs one ReadAt, and writing segments
+// in turn (pooled state, sample bytes rewritten in place) repeats the
+// same bytes.
+func TestTSOneReadAndReuse(t *testing.T) {
+	segs := tsTestSegments(t, tsTestDemo, true)[:2]
+	cr := &tsTestCountingReader{r: segs[0].Payload}
+	segs[0].Payload = cr
+	first := tsTestWrite(t, segs[0])
+	if cr.calls != 1 {
+		t.Fatalf("%d ReadAt calls for one segment, want 1", cr.calls)
+	}
+	second := tsTestWrite(t, segs[1])
+	for range 3 {
+		if !bytes.Equal(tsTestWrite(t, segs[0]), first) || !bytes.Equal(tsTestWrite(t, segs[1]), second) {
+			t.Fatal("writing a segment again gave different bytes")
+		}
+	}
+	if bytes.Equal(first, second) {
+		t.Fatal("two fragments gave the same bytes")
+	}
+}
+
+type tsTestFailWriter struct{ n int }
+
+func (w *tsTestFailWriter) Write(p []byte) (int, error) {
+	if w.n--; w.n < 0 {
+		return 0, errors.New("connection reset")
+	}
+	return len(p), nil
+}
+
+func TestTSWriteError(t *testing.T) {
+	s := tsTestSynthetic(slices.Repeat([]int{40000}, 25), 47, 400)
+	w := &tsTestFailWriter{n: 2}
+	if err := WriteTS(w, s); err == nil || err.Error() != "connection reset" {
+		t.Fatalf("error %v, want the writer's", err)
+	}
+	if w.n != -1 {
+		t.Fatalf("writes went on after the failure (%d)", w.n)
+	}
+}
+
+// BenchmarkWriteTS writes a 1 s 1080p-sized fragment (25 frames of 40 kB,
+// 47 AAC frames) beside a plain read of the same payload (io.Copy from its
+// ReaderAt to io.Discard). The machine is shared, so "ratio" alternates the
+// two in one loop and reports WriteTS time over read time.
+func BenchmarkWriteTS(b *testing.B) {
+	s := tsTestSynthetic(slices.Repeat([]int{40000}, 25), 47, 400)
+	write := func(b *testing.B) {
+		if err := WriteTS(io.Discard, s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	read := func(b *testing.B) {
+		if _, err := io.Copy(io.Discard, io.NewSectionReader(s.Payload, 0, s.Size)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("ts", func(b *testing.B) {
+		b.SetBytes(s.Size)
+		b.ReportAllocs()
+		for b.Loop() {
+			write(b)
+		}
+	})
+	b.Run("read", func(b *testing.B) {
+		b.SetBytes(s.Size)
+		b.ReportAllocs()
+		for b.Loop() {
+			read(b)
+		}
+	})
+	b.Run("ratio", func(b *testing.B) {
+		var tw, tr time.Duration
+		for b.Loop() {
+			t0 := time.Now()
+			write(b)
+			t1 := time.Now()
+			read(b)
+			tw, tr = tw+t1.Sub(t0), tr+time.Since(t1)
+		}
+		b.ReportMetric(float64(tw)/float64(tr), "ts/read")
+	})
 }

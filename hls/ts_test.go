@@ -304,6 +304,8 @@ type tsTestPES struct {
 	hasDTS    bool
 	rai, pcr  bool   // flags of its first TS packet
 	pcrBase   uint64 // 90 kHz
+	pcrExt    int    // 27 MHz remainder
+	plen      int    // PES_packet_length
 	es        []byte
 	packets   int
 	straddled bool // the PES header did not fit in its first TS packet
@@ -341,11 +343,12 @@ func tsTestParse(t testing.TB, b []byte) *tsTestTS {
 		}
 		p.streamID = r[3]
 		plen := int(binary.BigEndian.Uint16(r[4:]))
+		p.plen = plen
 		if plen != 0 && plen != len(r)-6 {
 			t.Fatalf("PID %#x: PES_packet_length %d, packet has %d bytes after it", p.pid, plen, len(r)-6)
 		}
-		if r[6]&0xc0 != 0x80 {
-			t.Fatalf("PID %#x: PES header flags %#x", p.pid, r[6])
+		if r[6]&0xc0 != 0x80 || r[6]&0x04 == 0 {
+			t.Fatalf("PID %#x: PES header flags %#x (want '10' and data_alignment_indicator)", p.pid, r[6])
 		}
 		hdl := int(r[8])
 		ts := func(b []byte) uint64 {
@@ -398,6 +401,7 @@ func tsTestParse(t testing.TB, b []byte) *tsTestTS {
 		payload := pkt[4:]
 		var rai, pcr bool
 		var pcrBase uint64
+		var pcrExt int
 		if afc == 3 {
 			n := int(pkt[4])
 			if n > 182 {
@@ -412,6 +416,7 @@ func tsTestParse(t testing.TB, b []byte) *tsTestTS {
 					}
 					pcr = true
 					pcrBase = uint64(binary.BigEndian.Uint32(pkt[6:]))<<1 | uint64(pkt[10]>>7)
+					pcrExt = int(pkt[10]&1)<<8 | int(pkt[11])
 					if pkt[10]&0x7e != 0x7e {
 						t.Fatalf("packet %d: PCR reserved bits %#x", off/188, pkt[10])
 					}
@@ -460,7 +465,7 @@ func tsTestParse(t testing.TB, b []byte) *tsTestTS {
 			if p := open[pid]; p != nil {
 				finish(p)
 			}
-			p := &tsTestPES{pid: pid, rai: rai, pcr: pcr, pcrBase: pcrBase}
+			p := &tsTestPES{pid: pid, rai: rai, pcr: pcr, pcrBase: pcrBase, pcrExt: pcrExt}
 			open[pid] = p
 			ts.pes = append(ts.pes, p)
 		} else if rai || pcr {
@@ -604,7 +609,7 @@ func tsTestCheckSamples(t *testing.T, segs []*Segment, ts *tsTestTS) {
 			src := tsTestSample(t, s, smp)
 			switch smp.Track {
 			case 0:
-				if p.streamID != 0xe0 || !p.pcr || p.pcrBase != (dts-9000)&(1<<33-1) || p.rai != smp.Key {
+				if p.streamID != 0xe0 || !p.pcr || p.pcrBase != (dts-9000)&(1<<33-1) || p.pcrExt != 0 || p.rai != smp.Key {
 					t.Fatalf("video PES %d: stream id %#x, PCR %v %d, RAI %v (key %v)", i, p.streamID, p.pcr, p.pcrBase, p.rai, smp.Key)
 				}
 				nals := tsTestNALs(t, p.es)
@@ -634,12 +639,16 @@ func tsTestCheckSamples(t *testing.T, segs []*Segment, ts *tsTestTS) {
 				}
 				profile, sfi, ch := h[2]>>6, h[2]>>2&15, (h[2]&1)<<2|h[3]>>6
 				flen := int(h[3]&3)<<11 | int(h[4])<<3 | int(h[5]>>5)
-				if profile != 1 || sfi != 3 || ch != 2 || flen != len(h) || flen != 7+len(src) || h[6]&3 != 0 {
+				if profile != 1 || sfi != 3 || ch != 2 || flen != len(h) || flen != 7+len(src) || h[6]&3 != 0 ||
+					h[5]&0x1f != 0x1f || h[6]&0xfc != 0xfc { // buffer fullness 0x7ff
 					t.Fatalf("audio PES %d: ADTS profile %d, rate index %d, channels %d, length %d (PES %d, sample %d)", i, profile, sfi, ch, flen, len(h), len(src))
 				}
 				if !bytes.Equal(h[7:], src) {
 					t.Fatalf("audio PES %d: frame differs from the sample", i)
 				}
+			}
+			if want := len(p.raw) - 6; p.plen != want && (p.plen != 0 || want <= 0xffff) {
+				t.Fatalf("PES %d: PES_packet_length %d for %d bytes", i, p.plen, want)
 			}
 			if p.straddled {
 				t.Fatalf("PES %d: header straddles TS packets in an ordinary segment", i)
@@ -808,63 +817,76 @@ func TestTSTimestamps(t *testing.T) {
 // TestTSSameAnnexB: NAL lengths of 2 bytes, and key frames that already
 // carry an AUD, SPS and PPS, give the same bytes as the plain 4-byte AVCC.
 func TestTSSameAnnexB(t *testing.T) {
-	s := tsTestSegments(t, tsTestDemo, true)[0] // NAL units under 64 kB
-	want := tsTestWrite(t, s)
-	sps, pps := tsTestParams(t, s.Header.Tracks[0].CodecPrivate)
-
-	// rewrite builds a copy of s whose video samples are re-encoded by f.
-	rewrite := func(avcc []byte, f func(smp fragments.Sample, nals [][]byte) []byte) *Segment {
-		c := *s
-		h := *s.Header
-		h.Tracks = slices.Clone(h.Tracks)
-		h.Tracks[0].CodecPrivate = avcc
-		c.Header = &h
-		m := &fragments.Meta{}
-		var payload []byte
-		for _, smp := range s.Meta.Samples {
-			b := tsTestSample(t, s, smp)
-			if smp.Track == 0 {
-				b = f(smp, tsTestAVCC(t, b))
+	demo := tsTestSegments(t, tsTestDemo, true)[0] // NAL units under 64 kB
+	small := tsTestSynthetic([]int{200, 120, 90, 250, 60}, 8, 30)
+	for _, base := range []struct {
+		name string
+		s    *Segment
+		ls   []int
+	}{{"demo", demo, []int{4, 2}}, {"small", small, []int{4, 2, 1}}} {
+		s := base.s
+		want := tsTestWrite(t, s)
+		sps, pps := tsTestParams(t, s.Header.Tracks[0].CodecPrivate)
+		// Each variant re-encodes the video with NAL lengths of ls bytes and
+		// extra leading NAL units (AUD, SPS, PPS) that WriteTS must not
+		// repeat.
+		for _, ls := range base.ls {
+			for _, v := range []struct {
+				name   string
+				allAUD bool // every frame starts with an AUD
+				keyPS  bool // key frames carry SPS and PPS after the AUD
+			}{{"plain", false, false}, {"AUD", true, false}, {"AUD SPS PPS", true, true}} {
+				t.Run(fmt.Sprintf("%s/%d-byte/%s", base.name, ls, v.name), func(t *testing.T) {
+					avcc := slices.Clone(s.Header.Tracks[0].CodecPrivate)
+					avcc[4] = avcc[4]&^3 | byte(ls-1)
+					c := tsTestRewrite(t, s, avcc, func(smp fragments.Sample, nals [][]byte) []byte {
+						if v.keyPS && smp.Key {
+							nals = append([][]byte{sps, pps}, nals...)
+						}
+						if v.allAUD {
+							nals = append([][]byte{{9, 0xf0}}, nals...)
+						}
+						var b []byte
+						for _, n := range nals {
+							if len(n) >= 1<<(8*ls) {
+								t.Fatalf("NAL unit of %d bytes", len(n))
+							}
+							var l [4]byte
+							binary.BigEndian.PutUint32(l[:], uint32(len(n)))
+							b = append(append(b, l[4-ls:]...), n...)
+						}
+						return b
+					})
+					if got := tsTestWrite(t, c); !bytes.Equal(got, want) {
+						t.Fatal("output differs from the one of plain AVCC with 4-byte lengths")
+					}
+				})
 			}
-			smp.Offset, smp.Size = int64(len(payload)), int64(len(b))
-			payload = append(payload, b...)
-			m.Samples = append(m.Samples, smp)
 		}
-		c.Meta, c.Payload, c.Size = m, bytes.NewReader(payload), int64(len(payload))
-		return &c
 	}
+}
 
-	avcc2 := slices.Clone(s.Header.Tracks[0].CodecPrivate)
-	avcc2[4] = avcc2[4]&^3 | 1
-	twoByte := rewrite(avcc2, func(_ fragments.Sample, nals [][]byte) []byte {
-		var b []byte
-		for _, n := range nals {
-			if len(n) > 0xffff {
-				t.Fatalf("NAL unit of %d bytes", len(n))
-			}
-			b = append(binary.BigEndian.AppendUint16(b, uint16(len(n))), n...)
+// tsTestRewrite copies s with its video samples re-encoded by f and the
+// video track's CodecPrivate replaced.
+func tsTestRewrite(t *testing.T, s *Segment, avcc []byte, f func(smp fragments.Sample, nals [][]byte) []byte) *Segment {
+	c := *s
+	h := *s.Header
+	h.Tracks = slices.Clone(h.Tracks)
+	h.Tracks[0].CodecPrivate = avcc
+	c.Header = &h
+	m := &fragments.Meta{}
+	var payload []byte
+	for _, smp := range s.Meta.Samples {
+		b := tsTestSample(t, s, smp)
+		if smp.Track == 0 {
+			b = f(smp, tsTestAVCC(t, b))
 		}
-		return b
-	})
-	if got := tsTestWrite(t, twoByte); !bytes.Equal(got, want) {
-		t.Fatal("2-byte NAL lengths: output differs from the 4-byte one")
+		smp.Offset, smp.Size = int64(len(payload)), int64(len(b))
+		payload = append(payload, b...)
+		m.Samples = append(m.Samples, smp)
 	}
-
-	carried := 0
-	inBand := rewrite(s.Header.Tracks[0].CodecPrivate, func(smp fragments.Sample, nals [][]byte) []byte {
-		if smp.Key {
-			nals = append([][]byte{{9, 0xf0}, sps, pps}, nals...)
-			carried++
-		}
-		var b []byte
-		for _, n := range nals {
-			b = append(binary.BigEndian.AppendUint32(b, uint32(len(n))), n...)
-		}
-		return b
-	})
-	if got := tsTestWrite(t, inBand); carried == 0 || !bytes.Equal(got, want) {
-		t.Fatalf("key frames with AUD, SPS and PPS (%d): output differs", carried)
-	}
+	c.Meta, c.Payload, c.Size = m, bytes.NewReader(payload), int64(len(payload))
+	return &c
 }
 
 func TestTSRejects(t *testing.T) {
@@ -944,6 +966,20 @@ type tsTestCountingReader struct {
 func (c *tsTestCountingReader) ReadAt(p []byte, off int64) (int, error) {
 	c.calls++
 	return c.r.ReadAt(p, off)
+}
+
+// TestTSPaddingSizes pads PIDs whose last PES packet ends at every offset
+// within a TS packet (twice over), so that some padding packets must come
+// out of a run of full packets.
+func TestTSPaddingSizes(t *testing.T) {
+	for size := 1000; size < 1000+2*tsPacketSize; size++ {
+		s := tsTestSynthetic([]int{3000, 1500, size}, 5, 20+size%50)
+		ts := tsTestParse(t, tsTestWrite(t, s))
+		if ts.packets[0x100]%16 != 0 || ts.packets[0x101]%16 != 0 {
+			t.Fatalf("last frame of %d bytes: %d and %d packets", size, ts.packets[0x100], ts.packets[0x101])
+		}
+		tsTestCheckSamples(t, []*Segment{s}, ts)
+	}
 }
 
 // TestTSLargeFragment: a 1080p-sized fragment is read through several

@@ -13,15 +13,16 @@ import (
 // MPEG-TS segments, as KVS's getTSFragment.ts serves them.
 //
 // The packetizer is written here rather than taken from mediacommon's
-// pkg/formats/mpegts: that Writer muxes through go-astits, which owns the
-// continuity counters (every PID starts at 0 in each muxer and counts up)
-// and the packetization (full packets, the last one stuffed), so it can
-// neither number PAT/PMT from the fragment's ordinal nor pad a PID's
-// packet count to a multiple of 16 (see WriteTS). Its codec helpers
-// (h264.AVCC, h264.AnnexB, mpeg4audio.ADTSPackets) allocate per NAL unit or
-// frame; here Annex B start codes and ADTS headers are written in place and
-// the access units are copied once, from the payload buffer straight into
-// the TS packets.
+// pkg/formats/mpegts: that Writer muxes through go-astits, which keeps the
+// continuity counters itself (every PID from 0 in each muxer), decides the
+// packetization (packets filled, the last one stuffed) and when to repeat
+// PAT/PMT, and exposes none of it, so it can neither number PAT/PMT from
+// the fragment's ordinal nor pad a PID's packet count to a multiple of 16
+// (see WriteTS); go-astits is not in go.sum either. mediacommon's codec
+// helpers (h264.AVCC, h264.AnnexB, mpeg4audio.ADTSPackets) allocate per NAL
+// unit or frame and know only 4-byte NAL lengths; here start codes and ADTS
+// headers are written in place and an access unit's bytes are copied once,
+// from the read window straight into the TS packets.
 
 const (
 	tsPacketSize = 188

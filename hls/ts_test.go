@@ -1087,7 +1087,9 @@ func TestTSWriteError(t *testing.T) {
 // BenchmarkWriteTS writes a 1 s 1080p-sized fragment (25 frames of 40 kB,
 // 47 AAC frames) beside a plain read of the same payload (io.Copy from its
 // ReaderAt to io.Discard). The machine is shared, so "ratio" alternates the
-// two in one loop and reports WriteTS time over read time.
+// two in one loop and reports WriteTS time over read time. "packets" is the
+// floor of any 188-byte packetizer: the payload copied 184 bytes at a time
+// behind 4-byte headers, nothing else.
 func BenchmarkWriteTS(b *testing.B) {
 	s := tsTestSynthetic(slices.Repeat([]int{40000}, 25), 47, 400)
 	write := func(b *testing.B) {
@@ -1114,6 +1116,26 @@ func BenchmarkWriteTS(b *testing.B) {
 			read(b)
 		}
 	})
+	b.Run("packets", func(b *testing.B) {
+		b.SetBytes(s.Size)
+		src := make([]byte, s.Size)
+		out := make([]byte, tsBufPackets*tsPacketSize)
+		for b.Loop() {
+			if _, err := s.Payload.ReadAt(src, 0); err != nil {
+				b.Fatal(err)
+			}
+			pos := 0
+			for off := 0; off+tsPayload <= len(src); off += tsPayload {
+				if pos == len(out) {
+					io.Discard.Write(out)
+					pos = 0
+				}
+				binary.BigEndian.PutUint32(out[pos:], 0x47010010)
+				copy(out[pos+4:pos+tsPacketSize], src[off:])
+				pos += tsPacketSize
+			}
+		}
+	})
 	b.Run("ratio", func(b *testing.B) {
 		var tw, tr time.Duration
 		for b.Loop() {
@@ -1125,4 +1147,37 @@ func BenchmarkWriteTS(b *testing.B) {
 		}
 		b.ReportMetric(float64(tw)/float64(tr), "ts/read")
 	})
+}
+
+// TestTSConcurrent writes segments from several goroutines (run with
+// -race): pooled state is never shared.
+func TestTSConcurrent(t *testing.T) {
+	segs := tsTestSegments(t, tsTestDemo, true)[:4]
+	want := make([][]byte, len(segs))
+	for i, s := range segs {
+		want[i] = tsTestWrite(t, s)
+	}
+	errs := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			for k := range 20 {
+				i := (g + k) % len(segs)
+				var b bytes.Buffer
+				if err := WriteTS(&b, segs[i]); err != nil {
+					errs <- err
+					return
+				}
+				if !bytes.Equal(b.Bytes(), want[i]) {
+					errs <- fmt.Errorf("goroutine %d: segment %d differs", g, segs[i].Sequence)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -79,11 +79,14 @@ var (
 // The samples are read in storage order through a window of
 // max(256 kB, largest sample) bytes, one ReadAt per window (one per
 // segment for fragments under 256 kB): memory is bounded by one fragment,
-// and the bytes are copied once more, into the TS packets (64 kB per Write). Invalid tracks or a
-// sample table that does not fit the payload fail before anything is
-// written, and so do read errors of a fragment's first window. A frame
-// whose NAL unit lengths overrun it is cut after its last whole NAL unit
-// rather than failing a segment half written.
+// and the bytes are copied once more, into the TS packets (written 64 kB
+// at a time). Tracks other than H.264 and AAC, or codec private data ADTS
+// cannot express, fail with ErrUnsupportedMedia; missing or malformed avcC
+// or AudioSpecificConfig with ErrMissingCodecPrivate or
+// ErrInvalidCodecPrivate. Those and a sample table that does not fit the
+// payload fail before anything is written, and so do read errors of the
+// fragment's first window. A frame whose NAL unit lengths overrun it is cut
+// after its last whole NAL unit rather than failing a segment half written.
 func WriteTS(w io.Writer, s *Segment) error {
 	m := tsMuxPool.Get().(*tsMux)
 	defer m.release()

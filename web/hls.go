@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/kvsgate/kvsgate/fragments"
@@ -524,12 +525,27 @@ func (s *Server) hlsMP4Media(c echo.Context) error {
 		return err
 	}
 	defer done()
-	var buf bytes.Buffer
-	buf.Grow(int(f.Size) + 4096)
-	if err := hls.WriteMP4Media(&buf, seg, track-1); err != nil {
+	buf := segmentBuffer(f.Size + 4096)
+	defer segmentBuffers.Put(buf)
+	if err := hls.WriteMP4Media(buf, seg, track-1); err != nil {
 		return err
 	}
 	return send(c, "video/mp4", r.cacheFor(true), buf.Bytes())
+}
+
+// segmentBuffers hold segments while they are built, so that they go out
+// with a Content-Length; pooled, since every segment request needs about a
+// fragment's worth.
+var segmentBuffers sync.Pool
+
+func segmentBuffer(size int64) *bytes.Buffer {
+	b, _ := segmentBuffers.Get().(*bytes.Buffer)
+	if b == nil {
+		b = new(bytes.Buffer)
+	}
+	b.Reset()
+	b.Grow(int(size))
+	return b
 }
 
 func (s *Server) hlsTS(c echo.Context) error {
@@ -546,9 +562,9 @@ func (s *Server) hlsTS(c echo.Context) error {
 		return err
 	}
 	defer done()
-	var buf bytes.Buffer
-	buf.Grow(int(f.Size)*11/10 + 4096)
-	if err := hls.WriteTS(&buf, seg); err != nil {
+	buf := segmentBuffer(f.Size*11/10 + 4096)
+	defer segmentBuffers.Put(buf)
+	if err := hls.WriteTS(buf, seg); err != nil {
 		return err
 	}
 	return send(c, "video/mp2t", r.cacheFor(true), buf.Bytes())

@@ -5,7 +5,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kvsgate/kvsgate/fragments"
+	"github.com/kvsgate/kvsgate/fragments/mkv"
 	"github.com/kvsgate/kvsgate/session"
 )
 
@@ -107,4 +110,88 @@ func BenchmarkHLSLivePlaylistLatency(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2])/1e6, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100])/1e6, "p99-ms")
+}
+
+// BenchmarkHLSSegments serves one 1 s 1080p-sized fragment (25 frames of
+// 40 kB) as getMP4MediaFragment and getTSFragment over loopback HTTP.
+// Baselines in the same run: the fragment's stored bytes served by a plain
+// net/http file handler (plain-http), and read from the file in process
+// (plain-read). Each op is one segment; MB/s are of the stored fragment.
+func BenchmarkHLSSegments(b *testing.B) {
+	ts := newTestServer(b, nil, fragments.Config{})
+	base := time.Now().Add(-time.Minute).UnixMilli()
+	// A real SPS (the session checks the codec private data), 25 frames of 40 kB.
+	body := hlsStreamBytes(nil, false, -1)
+	body = append(body, mkv.ClusterStart(uint64(base))...)
+	for k := 0; k < 25; k++ {
+		body = append(body, mkv.SimpleBlock(1, int16(k*40), k == 0, bytes.Repeat([]byte{0, 0, 0x9c, 0x3c, 0x65}, 8000))...)
+	}
+	body = append(body, mkv.Tags([]mkv.SimpleTag{{Name: "AWS_KINESISVIDEO_END_OF_FRAGMENT"}})...)
+	numbers := gmIngestBytes(b, ts, "seg", body, false, 1)
+	st, _ := ts.Store.Stream("seg", "")
+	f, err := ts.Store.Index.FragmentByNumber(st.ID, mustUint(b, numbers[0]))
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := hlsClient{b, ts}
+	get := func(b *testing.B, u string) {
+		b.SetBytes(f.Size)
+		for b.Loop() {
+			resp, err := http.Get(u)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n, _ := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || n < f.Size*9/10 {
+				b.Fatalf("%d, %d bytes", resp.StatusCode, n)
+			}
+		}
+	}
+	for _, container := range []string{"FRAGMENTED_MP4", "MPEG_TS"} {
+		status, typ, master := h.sessionURL(map[string]any{"StreamName": "seg", "PlaybackMode": "ON_DEMAND", "ContainerFormat": container,
+			"HLSFragmentSelector": map[string]any{"FragmentSelectorType": "SERVER_TIMESTAMP",
+				"TimestampRange": map[string]any{"StartTimestamp": float64(f.ServerNS/1e6-1000) / 1000, "EndTimestamp": float64(f.ServerNS/1e6+1000) / 1000}}})
+		if status != 200 {
+			b.Fatalf("session: %d %s", status, typ)
+		}
+		token := master[strings.Index(master, "SessionToken="):]
+		u := ts.URL + "/hls/v1/getMP4MediaFragment.mp4?TrackNumber=1&FragmentNumber=" + numbers[0] + "&" + token
+		if container == "MPEG_TS" {
+			u = ts.URL + "/hls/v1/getTSFragment.ts?FragmentNumber=" + numbers[0] + "&" + token
+		}
+		b.Run(container, func(b *testing.B) { get(b, u) })
+	}
+	// The same stored bytes, plainly.
+	seg, err := ts.Store.OpenFragment(f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer seg.Close()
+	plain := make([]byte, f.Size)
+	if _, err := seg.ReadAt(plain, 0); err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(b.TempDir(), "fragment.mkv")
+	os.WriteFile(path, plain, 0o644)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, path) }))
+	defer srv.Close()
+	b.Run("plain-http", func(b *testing.B) { get(b, srv.URL) })
+	b.Run("plain-read", func(b *testing.B) {
+		b.SetBytes(f.Size)
+		buf := make([]byte, f.Size)
+		for b.Loop() {
+			fh, _ := os.Open(path)
+			io.ReadFull(fh, buf)
+			fh.Close()
+		}
+	})
+}
+
+func mustUint(b testing.TB, s string) uint64 {
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
 }

@@ -404,8 +404,10 @@ func (s *Server) hlsMediaPlaylist(c echo.Context) error {
 		}
 		p.Segments = append(p.Segments, seg)
 	}
-	var buf bytes.Buffer
-	hls.WriteMediaPlaylist(&buf, p)
+	// About 250 bytes a segment (the token is in every URL).
+	buf := segmentBuffer(int64(len(p.Segments))*(200+int64(len(r.token))) + 512)
+	defer segmentBuffers.Put(buf)
+	hls.WriteMediaPlaylist(buf, p)
 	return send(c, mpegURL, r.cacheFor(w.Ended), buf.Bytes())
 }
 

@@ -7,10 +7,13 @@
 package sqlindex
 
 import (
+	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"sync"
 	"time"
@@ -414,22 +417,57 @@ func (x *Index) Fragments(q fragments.FragmentQuery) ([]fragments.Fragment, erro
 		ORDER BY server_ns, ordinal LIMIT ?`
 		args = []any{q.StreamID, lowTS, lowOrd, q.To, q.Limit}
 	}
-	rows, err := x.r.Query(query, args...)
+	return x.scanFragments(q.StreamID, min(q.Limit, 8192), query, args)
+}
+
+// scanFragments runs a query of fragCols on a reader connection through
+// the driver directly: database/sql's per-row locking and reflective
+// conversions cost more than SQLite itself on pages of thousands of rows.
+func (x *Index) scanFragments(streamID int64, capHint int, query string, args []any) ([]fragments.Fragment, error) {
+	conn, err := x.r.Conn(context.Background())
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	out := make([]fragments.Fragment, 0, min(q.Limit, 1024))
-	for rows.Next() {
-		f := fragments.Fragment{StreamID: q.StreamID}
-		var num int64
-		if err := rows.Scan(&f.Ordinal, &num, &f.ProducerNS, &f.ServerNS, &f.DurationNS, &f.Size, &f.Timecode, &f.SegmentID, &f.Offset, &f.HeaderID); err != nil {
-			return nil, err
+	defer conn.Close()
+	named := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		v := a
+		if n, ok := a.(int); ok {
+			v = int64(n)
 		}
-		f.Number = uint64(num)
-		out = append(out, f)
+		named[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
 	}
-	return out, rows.Err()
+	out := make([]fragments.Fragment, 0, capHint)
+	err = conn.Raw(func(dc any) error {
+		qc, ok := dc.(driver.QueryerContext)
+		if !ok {
+			return errors.New("sqlindex: driver cannot query")
+		}
+		rows, err := qc.QueryContext(context.Background(), query, named)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		dest := make([]driver.Value, 10)
+		for {
+			if err := rows.Next(dest); err == io.EOF {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			var v [10]int64
+			for i, d := range dest {
+				n, ok := d.(int64)
+				if !ok {
+					return fmt.Errorf("sqlindex: fragment column %d is %T", i, d)
+				}
+				v[i] = n
+			}
+			out = append(out, fragments.Fragment{StreamID: streamID, Ordinal: v[0], Number: uint64(v[1]), ProducerNS: v[2], ServerNS: v[3],
+				DurationNS: v[4], Size: v[5], Timecode: v[6], SegmentID: v[7], Offset: v[8], HeaderID: v[9]})
+		}
+	})
+	return out, err
 }
 
 // FragmentByNumber implements fragments.Index.

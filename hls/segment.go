@@ -21,10 +21,13 @@ var (
 // Container is a segment format.
 type Container int
 
-// Segment formats of HLS sessions.
+// Segment formats: of HLS sessions (FMP4, MPEGTS) and of DASH sessions
+// (DASHFMP4: fMP4 segments under DASH's track requirements, which also
+// allow G.711 audio).
 const (
 	FMP4 Container = iota
 	MPEGTS
+	DASHFMP4
 )
 
 // Segment is one fragment to package as a media segment.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	mbits "math/bits"
 	"slices"
 	"strconv"
@@ -26,11 +27,15 @@ const (
 	tcAVC
 	tcHEVC
 	tcAAC
+	// G.711 A-law or µ-law: Matroska A_MS/ACM whose WAVEFORMATEX says so
+	// (any other ACM format is refused when the codec private data is
+	// parsed).
+	tcG711
 )
 
 func (c trackCodec) video() bool { return c == tcAVC || c == tcHEVC }
 
-// codecOf maps a Matroska CodecID to the codecs HLS can carry.
+// trackCodecOf maps a Matroska CodecID to the codecs HLS and DASH can carry.
 func trackCodecOf(t *mkv.Track) trackCodec {
 	switch t.CodecID {
 	case "V_MPEG4/ISO/AVC", "V_MPEG/ISO/AVC":
@@ -39,22 +44,37 @@ func trackCodecOf(t *mkv.Track) trackCodec {
 		return tcHEVC
 	case "A_AAC":
 		return tcAAC
+	case "A_MS/ACM":
+		return tcG711
 	}
 	return tcOther
 }
 
 // CheckTracks reports whether a stream's tracks can be packaged in
-// container c, as KVS requires for HLS: for fMP4 an H.264 or H.265 track
-// optionally followed by an AAC track, or one AAC track; for MPEG-TS the
-// same with H.264 only. It returns an error wrapping ErrUnsupportedMedia
-// for other track layouts, ErrMissingCodecPrivate for a track without
-// codec private data and ErrInvalidCodecPrivate for codec private data
-// that does not parse.
+// container c, as KVS requires: for HLS fMP4 an H.264 or H.265 track
+// optionally followed by an AAC track, or one AAC track; for HLS MPEG-TS
+// the same with H.264 only; for DASH (DASHFMP4) what HLS fMP4 allows and
+// also an H.264 track followed by a G.711 (A-law or µ-law) track. It
+// returns an error wrapping ErrUnsupportedMedia for other track layouts
+// and for an A_MS/ACM track that is not G.711, ErrMissingCodecPrivate for
+// a track without codec private data and ErrInvalidCodecPrivate for codec
+// private data that does not parse.
 func CheckTracks(h *fragments.Header, c Container) error {
 	if h == nil || len(h.Tracks) == 0 {
 		return fmt.Errorf("%w: no tracks", ErrUnsupportedMedia)
 	}
-	videoOK := func(k trackCodec) bool { return k == tcAVC || (k == tcHEVC && c == FMP4) }
+	var want string
+	switch c {
+	case FMP4:
+		want = "HLS fMP4 needs H.264 or H.265 (optionally followed by AAC), or AAC alone"
+	case MPEGTS:
+		want = "HLS MPEG-TS needs H.264 (optionally followed by AAC), or AAC alone"
+	case DASHFMP4:
+		want = "DASH needs H.264 (optionally followed by AAC or G.711), H.265 (optionally followed by AAC), or AAC alone"
+	default:
+		return fmt.Errorf("%w: %s", ErrUnsupportedMedia, containerName(c))
+	}
+	videoOK := func(k trackCodec) bool { return k == tcAVC || (k == tcHEVC && c != MPEGTS) }
 	kinds := make([]trackCodec, len(h.Tracks))
 	for i := range h.Tracks {
 		kinds[i] = trackCodecOf(&h.Tracks[i])
@@ -64,18 +84,15 @@ func CheckTracks(h *fragments.Header, c Container) error {
 	case 1:
 		ok = videoOK(kinds[0]) || kinds[0] == tcAAC
 	case 2:
-		ok = videoOK(kinds[0]) && kinds[1] == tcAAC
+		ok = videoOK(kinds[0]) && kinds[1] == tcAAC ||
+			c == DASHFMP4 && kinds[0] == tcAVC && kinds[1] == tcG711
 	}
 	if !ok {
 		ids := make([]string, len(h.Tracks))
 		for i := range h.Tracks {
 			ids[i] = h.Tracks[i].CodecID
 		}
-		want := "H.264 or H.265 (optionally followed by AAC), or AAC alone"
-		if c == MPEGTS {
-			want = "H.264 (optionally followed by AAC), or AAC alone"
-		}
-		return fmt.Errorf("%w: tracks [%s]; HLS %s needs %s", ErrUnsupportedMedia, strings.Join(ids, ", "), containerName(c), want)
+		return fmt.Errorf("%w: tracks [%s]; %s", ErrUnsupportedMedia, strings.Join(ids, ", "), want)
 	}
 	for i := range h.Tracks {
 		if _, err := parseCodecPrivate(&h.Tracks[i]); err != nil {
@@ -91,21 +108,33 @@ func containerName(c Container) string {
 		return "fMP4"
 	case MPEGTS:
 		return "MPEG-TS"
+	case DASHFMP4:
+		return "DASH fMP4"
 	}
 	return "Container(" + strconv.Itoa(int(c)) + ")"
 }
 
-// StreamInfo describes a stream for a master playlist.
+// StreamInfo describes a stream for a master playlist or a DASH manifest.
 type StreamInfo struct {
-	Codecs        []string // per track, RFC 6381 (avc1.64001e, hvc1.1.6.L93.B0, mp4a.40.2)
-	Width, Height int      // of the video track; 0 without one
-	FrameRate     float64  // of the video track; 0 without one or if unknown
+	// Per track, RFC 6381 (avc1.64001e, hvc1.1.6.L93.B0, mp4a.40.2), or
+	// for G.711 the 4CC of its sample entry (alaw, ulaw): RFC 6381 names
+	// no other form for them, and it is what a DASH manifest's codecs
+	// attribute holds (Chromium's MSE supports neither).
+	Codecs        []string
+	Width, Height int     // of the video track; 0 without one
+	FrameRate     float64 // of the video track; 0 without one or if unknown
+	// Of the audio track (the last one): the sampling rate (the fMP4
+	// timescale) and the channel count of its sample entry; 0 without one.
+	AudioSampleRate int
+	AudioChannels   int
 }
 
-// Describe returns the codec strings of a stream's tracks and the size and
-// frame rate of its video. The frame rate comes from the SPS timing
-// information, else from the median duration of the samples of the first
-// track, else from its DefaultDuration. samples may be nil.
+// Describe returns the codec strings of a stream's tracks, the size and
+// frame rate of its video and the sampling rate and channels of its audio.
+// The frame rate comes from the SPS timing information, else from the
+// median duration of the samples of the first track, else from its
+// DefaultDuration. samples may be nil. It does not judge the track layout
+// (CheckTracks does): it describes G.711 tracks, which only DASH carries.
 func Describe(h *fragments.Header, samples []fragments.Sample) (StreamInfo, error) {
 	var si StreamInfo
 	if h == nil || len(h.Tracks) == 0 {
@@ -118,6 +147,12 @@ func Describe(h *fragments.Header, samples []fragments.Sample) (StreamInfo, erro
 			return StreamInfo{}, err
 		}
 		si.Codecs = append(si.Codecs, p.codecString())
+		if !p.kind.video() {
+			if si.AudioSampleRate, err = audioRate(t, p); err != nil {
+				return StreamInfo{}, err
+			}
+			si.AudioChannels = audioChannels(t, p)
+		}
 		if i != 0 || !p.kind.video() {
 			continue
 		}
@@ -149,6 +184,7 @@ type codecConfig struct {
 	avc  *avcDecConfig
 	hevc *hevcDecConfig
 	asc  *aac.AudioSpecificConfigHeader
+	g711 *waveFormat
 	// From the first SPS (0 if it has no such information).
 	width, height int
 	fps           float64
@@ -204,8 +240,97 @@ func parseCodecPrivate(t *mkv.Track) (*codecConfig, error) {
 			return nil, invalid(errors.New("sampling frequency 0"))
 		}
 		p.asc = asc
+	case tcG711:
+		wf, err := parseWaveFormat(t.CodecPrivate)
+		if err != nil {
+			return nil, invalid(err)
+		}
+		if wf.formatTag != waveFormatALaw && wf.formatTag != waveFormatMuLaw {
+			return nil, fmt.Errorf("%w: track %d (%s): WAVE format tag %#04x is not G.711 A-law (6) or µ-law (7)", ErrUnsupportedMedia, t.Number, t.CodecID, wf.formatTag)
+		}
+		p.g711 = wf
 	}
 	return p, nil
+}
+
+// WAVE format tags of G.711 (RFC 2361).
+const (
+	waveFormatALaw  = 6
+	waveFormatMuLaw = 7
+)
+
+// waveFormat is the part of a WAVEFORMATEX that matters here: the codec
+// private data of a Matroska A_MS/ACM track (little-endian wFormatTag,
+// nChannels, nSamplesPerSec, nAvgBytesPerSec, nBlockAlign, wBitsPerSample,
+// cbSize and cbSize bytes). nAvgBytesPerSec, nBlockAlign and
+// wBitsPerSample are not checked: G.711 is 8 bits per sample whatever they
+// say, and the KVS producer SDK's mkvgenGeneratePcmCpd leaves
+// wBitsPerSample 0 and sets nAvgBytesPerSec to an eighth of the byte rate.
+type waveFormat struct {
+	formatTag  uint16
+	channels   uint16
+	sampleRate uint32
+}
+
+func parseWaveFormat(b []byte) (*waveFormat, error) {
+	// 16 bytes is a WAVEFORMAT/PCMWAVEFORMAT, which Matroska muxers also
+	// write; with cbSize, the extra bytes it counts must be there.
+	if len(b) < 16 {
+		return nil, fmt.Errorf("WAVEFORMATEX of %d bytes", len(b))
+	}
+	if len(b) >= 18 {
+		if n := int(binary.LittleEndian.Uint16(b[16:])); len(b) < 18+n {
+			return nil, fmt.Errorf("WAVEFORMATEX cbSize %d, %d bytes follow", n, len(b)-18)
+		}
+	}
+	wf := &waveFormat{
+		formatTag:  binary.LittleEndian.Uint16(b),
+		channels:   binary.LittleEndian.Uint16(b[2:]),
+		sampleRate: binary.LittleEndian.Uint32(b[4:]),
+	}
+	if wf.channels == 0 || wf.sampleRate == 0 {
+		return nil, fmt.Errorf("WAVEFORMATEX of %d channels at %d Hz", wf.channels, wf.sampleRate)
+	}
+	return wf, nil
+}
+
+// audioRate is the sampling rate of an audio track, its fMP4 timescale:
+// for AAC the track's SamplingFrequency if it is a whole number, else the
+// AudioSpecificConfig's; for G.711 the WAVEFORMATEX's.
+func audioRate(t *mkv.Track, p *codecConfig) (int, error) {
+	switch p.kind {
+	case tcAAC:
+		if f := t.SamplingFreq; f >= 1 && f <= math.MaxUint32 && f == math.Trunc(f) {
+			return int(f), nil
+		}
+		return p.asc.SamplingFrequency, nil
+	case tcG711:
+		return int(p.g711.sampleRate), nil
+	}
+	return 0, fmt.Errorf("%w: track %d codec %q is not audio", ErrUnsupportedMedia, t.Number, t.CodecID)
+}
+
+// audioChannels is the channel count of an audio track's sample entry: for
+// AAC the AudioSpecificConfig's channel configuration (7 is 7.1), else
+// the track's Channels, else 2; for G.711 the WAVEFORMATEX's.
+func audioChannels(t *mkv.Track, p *codecConfig) int {
+	switch p.kind {
+	case tcAAC:
+		ch := int(p.asc.ChannelConfiguration)
+		switch {
+		case ch == 7:
+			ch = 8
+		case ch == 0 || ch > 7:
+			ch = int(min(t.Channels, math.MaxInt32))
+		}
+		if ch <= 0 || ch > math.MaxUint16 {
+			ch = 2
+		}
+		return ch
+	case tcG711:
+		return int(p.g711.channels)
+	}
+	return 0
 }
 
 // parseSafely runs a parser of untrusted bytes, turning a panic into an error.
@@ -226,8 +351,20 @@ func (p *codecConfig) codecString() string {
 		return p.hevc.codecString("hvc1")
 	case tcAAC:
 		return "mp4a.40." + strconv.Itoa(int(p.asc.ObjectType))
+	case tcG711:
+		return p.g711.entry()
 	}
 	return ""
+}
+
+// entry is the 4CC of the MP4 sample entry of G.711 (ISO/IEC 14496-12
+// 12.2.3 AudioSampleEntry; the QuickTime names, also those of the MP4
+// registration authority and of ffmpeg's MP4 demuxer).
+func (wf *waveFormat) entry() string {
+	if wf.formatTag == waveFormatALaw {
+		return "alaw"
+	}
+	return "ulaw"
 }
 
 // avcDecConfig is an AVCDecoderConfigurationRecord (ISO/IEC 14496-15 5.3.3.1).

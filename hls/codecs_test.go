@@ -237,6 +237,19 @@ func TestCheckTracks(t *testing.T) {
 		annexB  = mkv.Track{CodecID: "V_MPEGH/ISO/HEVC", CodecPrivate: []byte{0, 0, 0, 1, 0x40, 1, 0xc, 1, 0xff, 0xff, 1, 0x60, 0, 0, 3, 0, 0x90, 0, 0, 3, 0, 0, 3, 0, 0x5d}}
 		badAAC  = mkv.Track{CodecID: "A_AAC", CodecPrivate: []byte{0x16, 0x90}} // sampling frequency index 13
 		badAAC2 = mkv.Track{CodecID: "A_AAC", CodecPrivate: []byte{0x17}}       // truncated
+		// G.711 WAVEFORMATEXs: tag, channels, rate, bytes/s, block align, bits, cbSize.
+		alaw      = mkv.Track{CodecID: "A_MS/ACM", CodecPrivate: cdWaveFormat(6, 1, 8000, 8000, 1, 8, 0)}
+		alaw2     = mkv.Track{CodecID: "A_MS/ACM", CodecPrivate: cdWaveFormat(6, 2, 16000, 32000, 2, 8, 0)}
+		alawSDK   = mkv.Track{CodecID: "A_MS/ACM", CodecPrivate: cdWaveFormat(6, 1, 8000, 1000, 1, 0, 0)}
+		alaw16    = mkv.Track{CodecID: "A_MS/ACM", CodecPrivate: cdWaveFormat(6, 1, 8000, 8000, 1, 8, 0)[:16]}
+		alawExtra = mkv.Track{CodecID: "A_MS/ACM", CodecPrivate: append(cdWaveFormat(6, 1, 8000, 8000, 1, 8, 2), 0, 0)}
+		noACM     = mkv.Track{CodecID: "A_MS/ACM"}
+		acmMP3    = mkv.Track{CodecID: "A_MS/ACM", CodecPrivate: cdWaveFormat(0x55, 2, 44100, 16000, 1, 0, 0)}
+		acmPCM    = mkv.Track{CodecID: "A_MS/ACM", CodecPrivate: cdWaveFormat(1, 1, 8000, 16000, 2, 16, 0)}
+		badACM    = mkv.Track{CodecID: "A_MS/ACM", CodecPrivate: cdWaveFormat(6, 1, 8000, 8000, 1, 8, 0)[:15]}
+		badACM2   = mkv.Track{CodecID: "A_MS/ACM", CodecPrivate: cdWaveFormat(6, 1, 8000, 8000, 1, 8, 1)}
+		badACM3   = mkv.Track{CodecID: "A_MS/ACM", CodecPrivate: cdWaveFormat(6, 0, 8000, 8000, 1, 8, 0)}
+		badACM4   = mkv.Track{CodecID: "A_MS/ACM", CodecPrivate: cdWaveFormat(7, 1, 0, 8000, 1, 8, 0)}
 	)
 	tr := func(ts ...mkv.Track) []mkv.Track {
 		for i := range ts {
@@ -245,44 +258,68 @@ func TestCheckTracks(t *testing.T) {
 		return ts
 	}
 	for _, tc := range []struct {
-		name       string
-		tracks     []mkv.Track
-		fmp4, mpts error // nil: allowed
+		name             string
+		tracks           []mkv.Track
+		fmp4, mpts, dash error // nil: allowed
 	}{
-		{"h264", tr(avc), nil, nil},
-		{"h264 old id", tr(avcOld), nil, nil},
-		{"h264+aac", tr(avc, aacT), nil, nil},
-		{"h265", tr(hevc), nil, ErrUnsupportedMedia},
-		{"h265+aac", tr(hevc, aacT), nil, ErrUnsupportedMedia},
-		{"aac", tr(aacT), nil, nil},
-		{"none", nil, ErrUnsupportedMedia, ErrUnsupportedMedia},
-		{"aac+h264", tr(aacT, avc), ErrUnsupportedMedia, ErrUnsupportedMedia},
-		{"aac+h265", tr(aacT, hevc), ErrUnsupportedMedia, ErrUnsupportedMedia},
-		{"h264+h264", tr(avc, avc), ErrUnsupportedMedia, ErrUnsupportedMedia},
-		{"h264+h265", tr(avc, hevc), ErrUnsupportedMedia, ErrUnsupportedMedia},
-		{"aac+aac", tr(aacT, aacT), ErrUnsupportedMedia, ErrUnsupportedMedia},
-		{"h264+aac+aac", tr(avc, aacT, aacT), ErrUnsupportedMedia, ErrUnsupportedMedia},
-		{"acm", tr(acm), ErrUnsupportedMedia, ErrUnsupportedMedia},
-		{"h264+acm", tr(avc, acm), ErrUnsupportedMedia, ErrUnsupportedMedia},
-		{"vp8", tr(vp8), ErrUnsupportedMedia, ErrUnsupportedMedia},
-		{"vp8+aac", tr(vp8, aacT), ErrUnsupportedMedia, ErrUnsupportedMedia},
-		{"h264 without avcC", tr(noAVC), ErrMissingCodecPrivate, ErrMissingCodecPrivate},
-		{"h264+aac without ASC", tr(avc, noAAC), ErrMissingCodecPrivate, ErrMissingCodecPrivate},
-		{"aac without ASC", tr(noAAC), ErrMissingCodecPrivate, ErrMissingCodecPrivate},
-		{"h265 without hvcC", tr(noHEVC), ErrMissingCodecPrivate, ErrUnsupportedMedia},
-		{"h264 truncated avcC", tr(badAVC, aacT), ErrInvalidCodecPrivate, ErrInvalidCodecPrivate},
-		{"h264 avcC version 2", tr(badAVC2), ErrInvalidCodecPrivate, ErrInvalidCodecPrivate},
-		{"h264 SPS garbage", tr(badAVC3), ErrInvalidCodecPrivate, ErrInvalidCodecPrivate},
-		{"h265 truncated hvcC", tr(badHEVC), ErrInvalidCodecPrivate, ErrUnsupportedMedia},
-		{"h265 Annex B codec private", tr(annexB), ErrInvalidCodecPrivate, ErrUnsupportedMedia},
-		{"aac bad frequency", tr(avc, badAAC), ErrInvalidCodecPrivate, ErrInvalidCodecPrivate},
-		{"aac truncated ASC", tr(badAAC2), ErrInvalidCodecPrivate, ErrInvalidCodecPrivate},
+		{"h264", tr(avc), nil, nil, nil},
+		{"h264 old id", tr(avcOld), nil, nil, nil},
+		{"h264+aac", tr(avc, aacT), nil, nil, nil},
+		{"h265", tr(hevc), nil, ErrUnsupportedMedia, nil},
+		{"h265+aac", tr(hevc, aacT), nil, ErrUnsupportedMedia, nil},
+		{"aac", tr(aacT), nil, nil, nil},
+		{"none", nil, ErrUnsupportedMedia, ErrUnsupportedMedia, ErrUnsupportedMedia},
+		{"aac+h264", tr(aacT, avc), ErrUnsupportedMedia, ErrUnsupportedMedia, ErrUnsupportedMedia},
+		{"aac+h265", tr(aacT, hevc), ErrUnsupportedMedia, ErrUnsupportedMedia, ErrUnsupportedMedia},
+		{"h264+h264", tr(avc, avc), ErrUnsupportedMedia, ErrUnsupportedMedia, ErrUnsupportedMedia},
+		{"h264+h265", tr(avc, hevc), ErrUnsupportedMedia, ErrUnsupportedMedia, ErrUnsupportedMedia},
+		{"aac+aac", tr(aacT, aacT), ErrUnsupportedMedia, ErrUnsupportedMedia, ErrUnsupportedMedia},
+		{"h264+aac+aac", tr(avc, aacT, aacT), ErrUnsupportedMedia, ErrUnsupportedMedia, ErrUnsupportedMedia},
+		{"acm", tr(acm), ErrUnsupportedMedia, ErrUnsupportedMedia, ErrUnsupportedMedia},
+		{"h264+acm", tr(avc, acm), ErrUnsupportedMedia, ErrUnsupportedMedia, nil},
+		{"vp8", tr(vp8), ErrUnsupportedMedia, ErrUnsupportedMedia, ErrUnsupportedMedia},
+		{"vp8+aac", tr(vp8, aacT), ErrUnsupportedMedia, ErrUnsupportedMedia, ErrUnsupportedMedia},
+		{"h264 without avcC", tr(noAVC), ErrMissingCodecPrivate, ErrMissingCodecPrivate, ErrMissingCodecPrivate},
+		{"h264+aac without ASC", tr(avc, noAAC), ErrMissingCodecPrivate, ErrMissingCodecPrivate, ErrMissingCodecPrivate},
+		{"aac without ASC", tr(noAAC), ErrMissingCodecPrivate, ErrMissingCodecPrivate, ErrMissingCodecPrivate},
+		{"h265 without hvcC", tr(noHEVC), ErrMissingCodecPrivate, ErrUnsupportedMedia, ErrMissingCodecPrivate},
+		{"h264 truncated avcC", tr(badAVC, aacT), ErrInvalidCodecPrivate, ErrInvalidCodecPrivate, ErrInvalidCodecPrivate},
+		{"h264 avcC version 2", tr(badAVC2), ErrInvalidCodecPrivate, ErrInvalidCodecPrivate, ErrInvalidCodecPrivate},
+		{"h264 SPS garbage", tr(badAVC3), ErrInvalidCodecPrivate, ErrInvalidCodecPrivate, ErrInvalidCodecPrivate},
+		{"h265 truncated hvcC", tr(badHEVC), ErrInvalidCodecPrivate, ErrUnsupportedMedia, ErrInvalidCodecPrivate},
+		{"h265 Annex B codec private", tr(annexB), ErrInvalidCodecPrivate, ErrUnsupportedMedia, ErrInvalidCodecPrivate},
+		{"aac bad frequency", tr(avc, badAAC), ErrInvalidCodecPrivate, ErrInvalidCodecPrivate, ErrInvalidCodecPrivate},
+		{"aac truncated ASC", tr(badAAC2), ErrInvalidCodecPrivate, ErrInvalidCodecPrivate, ErrInvalidCodecPrivate},
+		// G.711 (A_MS/ACM): DASH only, after H.264 only.
+		{"h264+alaw", tr(avc, alaw), ErrUnsupportedMedia, ErrUnsupportedMedia, nil},
+		{"h264+alaw stereo 16 kHz", tr(avc, alaw2), ErrUnsupportedMedia, ErrUnsupportedMedia, nil},
+		{"h264+alaw as the KVS producer SDK writes it", tr(avc, alawSDK), ErrUnsupportedMedia, ErrUnsupportedMedia, nil},
+		{"h264+alaw WAVEFORMAT (16 bytes)", tr(avc, alaw16), ErrUnsupportedMedia, ErrUnsupportedMedia, nil},
+		{"h264+alaw with extra bytes", tr(avc, alawExtra), ErrUnsupportedMedia, ErrUnsupportedMedia, nil},
+		{"h264 old id+ulaw", tr(avcOld, acm), ErrUnsupportedMedia, ErrUnsupportedMedia, nil},
+		{"alaw", tr(alaw), ErrUnsupportedMedia, ErrUnsupportedMedia, ErrUnsupportedMedia},
+		{"h265+alaw", tr(hevc, alaw), ErrUnsupportedMedia, ErrUnsupportedMedia, ErrUnsupportedMedia},
+		{"h265+ulaw", tr(hevc, acm), ErrUnsupportedMedia, ErrUnsupportedMedia, ErrUnsupportedMedia},
+		{"alaw+h264", tr(alaw, avc), ErrUnsupportedMedia, ErrUnsupportedMedia, ErrUnsupportedMedia},
+		{"aac+alaw", tr(aacT, alaw), ErrUnsupportedMedia, ErrUnsupportedMedia, ErrUnsupportedMedia},
+		{"alaw+aac", tr(alaw, aacT), ErrUnsupportedMedia, ErrUnsupportedMedia, ErrUnsupportedMedia},
+		{"h264+alaw+aac", tr(avc, alaw, aacT), ErrUnsupportedMedia, ErrUnsupportedMedia, ErrUnsupportedMedia},
+		{"h264+aac+alaw", tr(avc, aacT, alaw), ErrUnsupportedMedia, ErrUnsupportedMedia, ErrUnsupportedMedia},
+		{"h264+alaw+ulaw", tr(avc, alaw, acm), ErrUnsupportedMedia, ErrUnsupportedMedia, ErrUnsupportedMedia},
+		{"h264+alaw without WAVEFORMATEX", tr(avc, noACM), ErrUnsupportedMedia, ErrUnsupportedMedia, ErrMissingCodecPrivate},
+		{"h264+acm MP3", tr(avc, acmMP3), ErrUnsupportedMedia, ErrUnsupportedMedia, ErrUnsupportedMedia},
+		{"h264+acm PCM", tr(avc, acmPCM), ErrUnsupportedMedia, ErrUnsupportedMedia, ErrUnsupportedMedia},
+		{"h264+alaw truncated WAVEFORMATEX", tr(avc, badACM), ErrUnsupportedMedia, ErrUnsupportedMedia, ErrInvalidCodecPrivate},
+		{"h264+alaw cbSize past the end", tr(avc, badACM2), ErrUnsupportedMedia, ErrUnsupportedMedia, ErrInvalidCodecPrivate},
+		{"h264+alaw 0 channels", tr(avc, badACM3), ErrUnsupportedMedia, ErrUnsupportedMedia, ErrInvalidCodecPrivate},
+		{"h264+alaw 0 Hz", tr(avc, badACM4), ErrUnsupportedMedia, ErrUnsupportedMedia, ErrInvalidCodecPrivate},
+		{"bad h264+alaw", tr(badAVC, alaw), ErrUnsupportedMedia, ErrUnsupportedMedia, ErrInvalidCodecPrivate},
 	} {
 		h := &fragments.Header{Tracks: tc.tracks}
 		for _, c := range []struct {
 			c    Container
 			want error
-		}{{FMP4, tc.fmp4}, {MPEGTS, tc.mpts}} {
+		}{{FMP4, tc.fmp4}, {MPEGTS, tc.mpts}, {DASHFMP4, tc.dash}} {
 			err := CheckTracks(h, c.c)
 			if (c.want == nil) != (err == nil) || (c.want != nil && !errors.Is(err, c.want)) {
 				t.Errorf("%s, %s: %v, want %v", tc.name, containerName(c.c), err, c.want)
@@ -293,10 +330,11 @@ func TestCheckTracks(t *testing.T) {
 				}
 			}
 		}
-		// Describe refuses what it cannot describe the same way (with any
-		// layout: it does not judge the combination).
-		if _, err := Describe(h, nil); tc.fmp4 != nil && tc.fmp4 != ErrUnsupportedMedia && !errors.Is(err, tc.fmp4) {
-			t.Errorf("%s: Describe: %v, want %v", tc.name, err, tc.fmp4)
+		// Describe refuses what it cannot describe the same way as DASH,
+		// which allows the most (with any layout: it does not judge the
+		// combination).
+		if _, err := Describe(h, nil); tc.dash != nil && tc.dash != ErrUnsupportedMedia && !errors.Is(err, tc.dash) {
+			t.Errorf("%s: Describe: %v, want %v", tc.name, err, tc.dash)
 		}
 	}
 	if err := CheckTracks(nil, FMP4); !errors.Is(err, ErrUnsupportedMedia) {

@@ -26,21 +26,27 @@ import (
 const mp4VideoTimescale = 90000
 
 // mp4Timescale returns the mdhd timescale of a track: 90 kHz for video,
-// the sampling rate for audio (the track's, else the one its
-// AudioSpecificConfig says).
-func mp4Timescale(t *mkv.Track) (uint32, error) {
-	switch trackCodecOf(t) {
+// the sampling rate for audio (for AAC the track's, else the one its
+// AudioSpecificConfig says; for G.711 its WAVEFORMATEX's). p is the
+// track's parsed codec private data, or nil to parse it if needed.
+func mp4Timescale(t *mkv.Track, p *codecConfig) (uint32, error) {
+	switch k := trackCodecOf(t); k {
 	case tcAVC, tcHEVC:
 		return mp4VideoTimescale, nil
-	case tcAAC:
-		if f := t.SamplingFreq; f >= 1 && f <= math.MaxUint32 && f == math.Trunc(f) {
-			return uint32(f), nil
+	case tcAAC, tcG711:
+		if k == tcAAC && p == nil {
+			if f := t.SamplingFreq; f >= 1 && f <= math.MaxUint32 && f == math.Trunc(f) {
+				return uint32(f), nil
+			}
 		}
-		p, err := parseCodecPrivate(t)
-		if err != nil {
-			return 0, err
+		if p == nil {
+			var err error
+			if p, err = parseCodecPrivate(t); err != nil {
+				return 0, err
+			}
 		}
-		return uint32(p.asc.SamplingFrequency), nil
+		r, err := audioRate(t, p)
+		return uint32(r), err
 	}
 	return 0, fmt.Errorf("%w: track %d codec %q", ErrUnsupportedMedia, t.Number, t.CodecID)
 }
@@ -60,7 +66,9 @@ func mp4Track(h *fragments.Header, track int) (*mkv.Track, error) {
 // stream: h.Tracks[track], as track ID track+1. Video gets an avc1 or hvc1
 // sample entry holding the track's avcC or hvcC as is, at a 90 kHz
 // timescale; AAC an mp4a entry whose esds holds the AudioSpecificConfig,
-// at its sampling rate.
+// at its sampling rate; G.711 (A_MS/ACM with a WAVEFORMATEX of A-law or
+// µ-law) an alaw or ulaw entry with the WAVEFORMATEX's channel count, at
+// its sampling rate.
 func WriteMP4Init(w io.Writer, h *fragments.Header, track int) error {
 	t, err := mp4Track(h, track)
 	if err != nil {
@@ -70,13 +78,18 @@ func WriteMP4Init(w io.Writer, h *fragments.Header, track int) error {
 	if err != nil {
 		return err
 	}
-	ts, err := mp4Timescale(t)
+	ts, err := mp4Timescale(t, p)
 	if err != nil {
 		return err
 	}
 	id := uint32(track + 1)
 	init := mp4.NewMP4Init()
-	init.AddChild(mp4.NewFtyp("iso6", 0, []string{"iso6", "iso5", "cmfc", "mp41"}))
+	brands := []string{"iso6", "iso5", "cmfc", "mp41"}
+	if p.kind == tcG711 {
+		// CMAF has no G.711 media profile: not cmfc.
+		brands = []string{"iso6", "iso5", "mp41"}
+	}
+	init.AddChild(mp4.NewFtyp("iso6", 0, brands))
 	moov := mp4.NewMoovBox()
 	init.AddChild(moov)
 	mvhd := mp4.CreateMvhd()
@@ -108,22 +121,22 @@ func WriteMP4Init(w io.Writer, h *fragments.Header, track int) error {
 			entry, cfg = "hvc1", &mp4RawBox{typ: "hvcC", body: hvc1Config(t.CodecPrivate)}
 		}
 		stsd.AddChild(mp4.CreateVisualSampleEntryBox(entry, uint16(wd), uint16(ht), cfg))
-	case tcAAC:
-		ch := int(p.asc.ChannelConfiguration)
-		switch {
-		case ch == 7:
-			ch = 8
-		case ch == 0 || ch > 7:
-			ch = int(t.Channels)
-		}
-		if ch <= 0 || ch > math.MaxUint16 {
-			ch = 2
-		}
+	case tcAAC, tcG711:
+		ch := audioChannels(t, p)
 		rate := ts
 		if rate > math.MaxUint16 { // AudioSampleEntry's 16.16 rate cannot say it; mdhd does
 			rate = 0
 		}
-		stsd.AddChild(mp4.CreateAudioSampleEntryBox("mp4a", uint16(ch), 16, uint16(rate), mp4.CreateEsdsBox(t.CodecPrivate)))
+		if p.kind == tcAAC {
+			stsd.AddChild(mp4.CreateAudioSampleEntryBox("mp4a", uint16(ch), 16, uint16(rate), mp4.CreateEsdsBox(t.CodecPrivate)))
+			break
+		}
+		// mp4ff has no G.711 sample entry of its own (it decodes alaw and
+		// ulaw as unknown boxes), but its generic AudioSampleEntry writes
+		// the plain ISO/IEC 14496-12 12.2.3 one under any 4CC: version 0,
+		// channelcount, samplesize 16, samplerate << 16, and no child box
+		// (G.711 needs no decoder configuration).
+		stsd.AddChild(mp4.CreateAudioSampleEntryBox(p.g711.entry(), uint16(ch), 16, uint16(rate), nil))
 	}
 	sw := bits.NewFixedSliceWriter(int(init.Size()))
 	if err := init.EncodeSW(sw); err != nil {
@@ -239,6 +252,13 @@ func nsToTimescale(ns int64, ts uint32) int64 {
 // fragments are contiguous and never drift. Composition offsets are PTS -
 // DTS the same way. Decode times must not be negative.
 //
+// G.711 samples are timed by their size instead: a Matroska block of
+// G.711 holds bytes/channels audio samples, which is its exact duration
+// in the track's timescale (the sampling rate), where block timecodes are
+// rounded (to ms, usually). Only the fragment's first decode time comes
+// from its timestamps; a block whose size is not a multiple of the channel
+// count is an error.
+//
 // The samples' bytes are read with one ReadAt of the payload range that
 // spans them into a pooled buffer, before anything is written: invalid
 // samples or a read error leave w untouched.
@@ -252,11 +272,20 @@ func WriteMP4Media(w io.Writer, s *Segment, track int) error {
 	if err != nil {
 		return err
 	}
-	ts, err := mp4Timescale(t)
+	kind := trackCodecOf(t)
+	audio := kind == tcAAC || kind == tcG711
+	var p *codecConfig
+	var g711Channels int64 // bytes per G.711 sample time; 0 for other codecs
+	if kind == tcG711 {
+		if p, err = parseCodecPrivate(t); err != nil {
+			return err
+		}
+		g711Channels = int64(p.g711.channels)
+	}
+	ts, err := mp4Timescale(t, p)
 	if err != nil {
 		return err
 	}
-	audio := trackCodecOf(t) == tcAAC
 
 	// The track's samples, and the payload span that holds them.
 	n := 0
@@ -268,6 +297,9 @@ func WriteMP4Media(w io.Writer, s *Segment, track int) error {
 		}
 		if sm.Offset < 0 || sm.Size < 0 || sm.Size > math.MaxUint32 || sm.Offset > s.Size-sm.Size {
 			return fmt.Errorf("hls: sample %d (%d bytes at %d) outside the %d-byte payload", i, sm.Size, sm.Offset, s.Size)
+		}
+		if g711Channels > 0 && sm.Size%g711Channels != 0 {
+			return fmt.Errorf("hls: sample %d: %d bytes of G.711 is not a whole number of %d-channel samples", i, sm.Size, g711Channels)
 		}
 		if n == 0 {
 			lo, hi = sm.Offset, sm.Offset+sm.Size
@@ -326,6 +358,9 @@ func WriteMP4Media(w io.Writer, s *Segment, track int) error {
 	var curDT int64
 	entry := func(next int64) error {
 		dur, cto := next-curDT, nsToTimescale(s.BaseNS+cur.PTS, ts)-curDT
+		if g711Channels > 0 {
+			dur = cur.Size / g711Channels
+		}
 		if dur < 0 || dur > math.MaxUint32 || cto < math.MinInt32 || cto > math.MaxInt32 {
 			return fmt.Errorf("hls: fragment %d: sample duration %d or composition offset %d out of range", s.Sequence, dur, cto)
 		}

@@ -2,13 +2,11 @@ package hls
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/big"
 	"os"
 	"os/exec"
@@ -20,7 +18,6 @@ import (
 
 	"github.com/kvsgate/kvsgate/fragments"
 	"github.com/kvsgate/kvsgate/fragments/mkv"
-	"github.com/kvsgate/kvsgate/fragments/sqlindex"
 )
 
 const (
@@ -32,58 +29,10 @@ const (
 )
 
 // tsTestSegments ingests a Matroska file into a fresh Store and returns one
-// Segment per fragment, in ordinal order.
+// Segment per fragment, in ordinal order (the fMP4 tests' helper).
 func tsTestSegments(t testing.TB, file string, relative bool) []*Segment {
 	t.Helper()
-	dir := t.TempDir()
-	idx, err := sqlindex.Open(filepath.Join(dir, "index.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := fragments.NewStore(idx, fragments.DiskPayloads{Dir: filepath.Join(dir, "payload")},
-		fragments.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	st, err := store.CreateStream(fragments.NewStream{Name: "ts", RetentionHours: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := fragments.PutOptions{Relative: relative, ProducerStart: tsTestStart, HasProducerStart: true, Abort: func() {}}
-	if err := store.Put(context.Background(), st, opts, bytes.NewReader(data), func(fragments.Ack) error { return nil }); err != nil {
-		t.Fatal(err)
-	}
-	frags, err := store.Index.Fragments(fragments.FragmentQuery{StreamID: st.ID, By: fragments.ByOrdinal, Limit: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var segs []*Segment
-	for i := range frags {
-		f := &frags[i]
-		h, err := store.Index.Header(f.HeaderID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := store.Index.Meta(st.ID, f.Ordinal)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := store.OpenFragment(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Close() })
-		segs = append(segs, &Segment{Header: h, Meta: m, Payload: r, Size: f.Size, BaseNS: f.ProducerNS, Sequence: f.Ordinal})
-	}
-	if len(segs) == 0 {
-		t.Fatalf("%s: no fragments", file)
-	}
-	return segs
+	return fmIngest(t, file, relative)
 }
 
 // tsTestWrite writes a segment and returns its bytes.

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -171,5 +172,80 @@ func TestHLSSessionURLFromClients(t *testing.T) {
 	}
 	if got := probeStreams(t, ffprobe, cli.HLSStreamingSessionURL); strings.Join(sortedCopy(got), " ") != "aac:470 h264:250" {
 		t.Fatalf("CLI session: %v", got)
+	}
+}
+
+// TestHLSGStreamerAndLiveReplay: an H.264+AAC stream made by GStreamer's
+// matroskamux (B-frames, audio with negative block timecodes) plays through
+// HLS with the frames that were ingested; and a LIVE_REPLAY session over a
+// short range ends with EXT-X-ENDLIST and ffprobe reads all of it.
+func TestHLSGStreamerAndLiveReplay(t *testing.T) {
+	ffprobe := requireTool(t, "ffprobe")
+	gst := requireTool(t, "gst-launch-1.0")
+	enc := ""
+	for _, e := range []string{"avenc_aac", "voaacenc"} {
+		if ieGstHas(t, e) {
+			enc = e
+			break
+		}
+	}
+	if enc == "" {
+		t.Fatal("no AAC encoder element in GStreamer (make test installs gstreamer1.0-plugins-bad)")
+	}
+	file := filepath.Join(t.TempDir(), "gst.mkv")
+	pipeline := "videotestsrc num-buffers=150 ! video/x-raw,width=320,height=240,framerate=30/1 ! x264enc key-int-max=30 bframes=2 ! h264parse ! mux. " +
+		"audiotestsrc num-buffers=220 ! audio/x-raw,rate=48000,channels=2 ! " + enc + " ! aacparse ! mux. matroskamux name=mux streamable=true ! filesink location=" + file
+	if out, err := exec.Command(gst, append([]string{"-q"}, strings.Fields(pipeline)...)...).CombinedOutput(); err != nil {
+		t.Fatalf("gst-launch: %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServer(t, nil, fragments.Config{})
+	h := hlsClient{t, ts}
+	// RELATIVE to the captures' producer start, as a camera would send it.
+	gmIngestBytes(t, ts, "gst", data, true, 87600)
+	want := sortedCopy(probeStreams(t, ffprobe, file))
+	start := int64(1795289339636)
+	for _, container := range []string{"FRAGMENTED_MP4", "MPEG_TS"} {
+		status, typ, master := h.sessionURL(onDemandBody("gst", container, start-1000, start+60000))
+		if status != 200 {
+			t.Fatalf("session: %d %s", status, typ)
+		}
+		if got := sortedCopy(probeStreams(t, ffprobe, master)); strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Fatalf("%s: session %v, GStreamer file %v", container, got, want)
+		}
+	}
+
+	// LIVE_REPLAY over the first two seconds: fragments appear as time
+	// passes, then the playlist ends.
+	body := onDemandBody("gst", "FRAGMENTED_MP4", start-1000, start+1500)
+	body["PlaybackMode"] = "LIVE_REPLAY"
+	status, typ, master := h.sessionURL(body)
+	if status != 200 {
+		t.Fatalf("LIVE_REPLAY session: %d %s", status, typ)
+	}
+	media := strings.Replace(master, "getHLSMasterPlaylist.m3u8?", "getHLSMediaPlaylist.m3u8?TrackNumber=1&", 1)
+	_, first := h.get(media)
+	if bytes.Contains(first, []byte("#EXT-X-ENDLIST")) || bytes.Count(first, []byte("#EXTINF")) != 1 {
+		t.Fatalf("LIVE_REPLAY at its start lists:\n%s", first)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, pl := h.get(media)
+		if bytes.Contains(pl, []byte("#EXT-X-ENDLIST")) {
+			if n := bytes.Count(pl, []byte("#EXTINF")); n != 2 {
+				t.Fatalf("LIVE_REPLAY ended with %d segments, want 2:\n%s", n, pl)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("LIVE_REPLAY never ended:\n%s", pl)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := probeStreams(t, ffprobe, master); len(got) == 0 {
+		t.Fatal("ffprobe read nothing of the ended LIVE_REPLAY session")
 	}
 }

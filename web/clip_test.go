@@ -625,7 +625,9 @@ func TestClipErrors(t *testing.T) {
 			t.Errorf("%s: %d %s %.300s, want %d %s", c.name, resp.StatusCode, resp.Header.Get("x-amzn-ErrorType"), b, c.status, c.typ)
 		}
 		if c.status != 200 {
-			var e struct{ Type string `json:"__type"` }
+			var e struct {
+				Type string `json:"__type"`
+			}
 			if json.Unmarshal(b, &e) != nil || e.Type != c.typ {
 				t.Errorf("%s: body %.300s", c.name, b)
 			}

@@ -33,6 +33,9 @@ func (c *Clip) WriteTo(w io.Writer) (int64, error) {
 	}
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
+	if len(*bp) != copyBufSize {
+		*bp = make([]byte, copyBufSize)
+	}
 	buf := *bp
 	rf, _ := w.(io.ReaderFrom)
 	for i := range c.frags {

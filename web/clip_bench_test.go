@@ -102,6 +102,16 @@ func BenchmarkClip(b *testing.B) {
 	b.Run("plain-http", func(b *testing.B) {
 		fetch(b, func() (*http.Response, error) { return http.Get(plain.URL) })
 	})
+	plainCopy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f, _ := os.Open(clipFile)
+		defer f.Close()
+		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		io.CopyBuffer(struct{ io.Writer }{w}, f, make([]byte, 256<<10))
+	}))
+	defer plainCopy.Close()
+	b.Run("plain-copy", func(b *testing.B) {
+		fetch(b, func() (*http.Response, error) { return http.Get(plainCopy.URL) })
+	})
 }
 
 // resetPeakRSS resets the process's VmHWM to its current RSS (Linux

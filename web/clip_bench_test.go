@@ -65,28 +65,30 @@ func BenchmarkClip(b *testing.B) {
 	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, clipFile) }))
 	defer plain.Close()
 
+	// one fetches a whole response and returns its time to first byte.
+	one := func(b *testing.B, get func() (*http.Response, error)) time.Duration {
+		start := time.Now()
+		resp, err := get()
+		if err != nil {
+			b.Fatal(err)
+		}
+		var first [1]byte
+		if _, err := io.ReadFull(resp.Body, first[:]); err != nil {
+			b.Fatal(err)
+		}
+		ttfb := time.Since(start)
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil || n+1 != size {
+			b.Fatalf("%d bytes, %v", n+1, err)
+		}
+		return ttfb
+	}
 	fetch := func(b *testing.B, get func() (*http.Response, error)) {
 		var ttfb []time.Duration
 		b.SetBytes(size)
 		for b.Loop() {
-			start := time.Now()
-			resp, err := get()
-			if err != nil {
-				b.Fatal(err)
-			}
-			var one [1]byte
-			if _, err := io.ReadFull(resp.Body, one[:]); err != nil {
-				b.Fatal(err)
-			}
-			ttfb = append(ttfb, time.Since(start))
-			if os.Getenv("CLIP_BENCH_LOG") != "" {
-				b.Logf("ttfb %v", ttfb[len(ttfb)-1])
-			}
-			n, err := io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if err != nil || n+1 != size {
-				b.Fatalf("%d bytes, %v", n+1, err)
-			}
+			ttfb = append(ttfb, one(b, get))
 		}
 		slices.Sort(ttfb)
 		b.ReportMetric(float64(ttfb[len(ttfb)/2])/1e6, "p50-ttfb-ms")
@@ -101,6 +103,22 @@ func BenchmarkClip(b *testing.B) {
 	})
 	b.Run("plain-http", func(b *testing.B) {
 		fetch(b, func() (*http.Response, error) { return http.Get(plain.URL) })
+	})
+	// Both in turn, so that both see the same load on a shared machine:
+	// their MB/s and the ratio.
+	b.Run("interleaved", func(b *testing.B) {
+		var clipT, plainT time.Duration
+		for b.Loop() {
+			start := time.Now()
+			one(b, post)
+			mid := time.Now()
+			one(b, func() (*http.Response, error) { return http.Get(plain.URL) })
+			clipT, plainT = clipT+mid.Sub(start), plainT+time.Since(mid)
+		}
+		mbps := func(d time.Duration) float64 { return float64(size) * float64(b.N) / d.Seconds() / 1e6 }
+		b.ReportMetric(mbps(clipT), "getClip-MB/s")
+		b.ReportMetric(mbps(plainT), "plain-MB/s")
+		b.ReportMetric(plainT.Seconds()/clipT.Seconds(), "x-plain")
 	})
 	plainCopy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f, _ := os.Open(clipFile)

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	mp4clip "github.com/kvsgate/kvsgate/clip"
 	"github.com/kvsgate/kvsgate/fragments"
 )
 
@@ -119,6 +120,23 @@ func BenchmarkClip(b *testing.B) {
 		b.ReportMetric(mbps(clipT), "getClip-MB/s")
 		b.ReportMetric(mbps(plainT), "plain-MB/s")
 		b.ReportMetric(plainT.Seconds()/clipT.Seconds(), "x-plain")
+	})
+	// The planning alone (index reads, tables, moov), which is most of the
+	// time to first byte.
+	b.Run("plan", func(b *testing.B) {
+		st, err := ts.Store.Stream("bench", "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := mp4clip.Request{StreamID: st.ID, Producer: true, StartNS: base * 1e6, EndNS: (base + clipBenchFragments*1000) * 1e6,
+			Limits: mp4clip.Limits{MaxBytes: 1 << 30}}
+		for b.Loop() {
+			c, err := mp4clip.New(clipIndex{ts.Store.Index, ts.Server}, ts.Store.Payloads, r)
+			if err != nil || c.Size != size {
+				b.Fatalf("%v, %d bytes", err, c.Size)
+			}
+			c.Close()
+		}
 	})
 	plainCopy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f, _ := os.Open(clipFile)

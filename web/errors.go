@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
+	mp4clip "github.com/kvsgate/kvsgate/clip"
 	"github.com/kvsgate/kvsgate/fragments"
 	"github.com/kvsgate/kvsgate/hls"
 	"github.com/kvsgate/kvsgate/session"
@@ -71,6 +72,8 @@ func toAPIError(err error) *APIError {
 		return apiErr(http.StatusBadRequest, "InvalidCodecPrivateDataException", "%v", err)
 	case errors.Is(err, hls.ErrUnsupportedMedia):
 		return apiErr(http.StatusBadRequest, "UnsupportedStreamMediaTypeException", "%v", err)
+	case errors.Is(err, mp4clip.ErrInvalidMediaFrame):
+		return apiErr(http.StatusBadRequest, "InvalidMediaFrameException", "%v", err)
 	case errors.Is(err, fragments.ErrNotFound):
 		return notFound("the requested resource was not found")
 	case errors.Is(err, fragments.ErrStreamExists):

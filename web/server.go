@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 
 	"github.com/google/uuid"
+	mp4clip "github.com/kvsgate/kvsgate/clip"
 	"github.com/kvsgate/kvsgate/fragments"
 	"github.com/kvsgate/kvsgate/session"
 	"github.com/labstack/echo/v4"
@@ -39,6 +40,11 @@ type Config struct {
 	// SessionKey seals HLS and DASH session tokens (32 bytes). Servers that
 	// share it serve each other's sessions. A random key if nil.
 	SessionKey []byte
+	// ClipMaxFragments and ClipMaxBytes bound a GetClip response: the first
+	// ClipMaxFragments fragments of the range, or fewer so that the file
+	// stays within ClipMaxBytes. Defaults 200 and 100 MiB, as KVS.
+	ClipMaxFragments int
+	ClipMaxBytes     int64
 }
 
 // Server serves the KVS API.
@@ -66,6 +72,12 @@ func New(cfg Config) *Server {
 	}
 	if cfg.GetMediaConnections == 0 {
 		cfg.GetMediaConnections = 3
+	}
+	if cfg.ClipMaxFragments <= 0 {
+		cfg.ClipMaxFragments = mp4clip.DefaultMaxFragments
+	}
+	if cfg.ClipMaxBytes <= 0 {
+		cfg.ClipMaxBytes = mp4clip.DefaultMaxBytes
 	}
 	if cfg.Verifier == nil {
 		cfg.Verifier = NewVerifier(nil)
@@ -122,6 +134,7 @@ func New(cfg Config) *Server {
 	e.POST("/listFragments", jsonAPI(s, s.listFragments))
 	e.POST("/getMedia", s.getMedia)
 	e.POST("/getMediaForFragmentList", s.getMediaForFragmentList)
+	e.POST("/getClip", s.getClip)
 
 	// HLS sessions. Their resources are answered for GET and HEAD.
 	e.POST("/getHLSStreamingSessionURL", jsonAPI(s, s.getHLSStreamingSessionURL))

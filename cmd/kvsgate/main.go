@@ -64,9 +64,14 @@ func serve(args []string) error {
 	maxFragDur := fs.Duration("max-fragment-duration", 20*time.Second, "longest fragment accepted (PutMedia error 4002)")
 	getMediaConns := fs.Int("getmedia-connections", 3, "GetMedia connections allowed per stream at once")
 	sessionKeyHex := fs.String("session-key", "", "hex AES-256 key sealing HLS/DASH session tokens (default: <data-dir>/session.key, created on first start); servers sharing it serve each other's sessions")
+	clipMaxFragments := fs.Int("clip-max-fragments", 200, "GetClip: most fragments in one clip (the first of the range; a response header says when a clip is cut)")
+	clipMaxBytes := fs.Int64("clip-max-bytes", 100<<20, "GetClip: largest clip file in bytes (whole fragments; the first is always included)")
 	demo := fs.Bool("demo", false, "create the stream 'demo' and feed it forever from the bundled sample clip")
 	verbose := fs.Bool("v", false, "debug logging")
 	fs.Parse(args)
+	if *clipMaxFragments < 1 || *clipMaxBytes < 1 {
+		return errors.New("--clip-max-fragments and --clip-max-bytes must be at least 1")
+	}
 
 	level := slog.LevelInfo
 	if *verbose {
@@ -109,7 +114,8 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := web.New(web.Config{PublicURL: *publicURL, Store: store, Verifier: verifier, Logger: log, GetMediaConnections: *getMediaConns, SessionKey: key})
+	srv := web.New(web.Config{PublicURL: *publicURL, Store: store, Verifier: verifier, Logger: log, GetMediaConnections: *getMediaConns, SessionKey: key,
+		ClipMaxFragments: *clipMaxFragments, ClipMaxBytes: *clipMaxBytes})
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

@@ -1,2 +1,0 @@
-// Package clip is reserved for a later issue; see README.md.
-package clip

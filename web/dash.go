@@ -349,7 +349,9 @@ func audioFormat(t *mkv.Track) (rate, channels int) {
 	return rate, channels
 }
 
-var reTimelineMS = regexp.MustCompile(`^[0-9]{1,16}$`)
+// reTimelineMS matches a Time: milliseconds up to 9e12 (the year 2255),
+// so that nanoseconds fit an int64.
+var reTimelineMS = regexp.MustCompile(`^[0-8]?[0-9]{1,12}$`)
 
 // dashFragment loads the fragment a DASH segment request names, if the
 // session lists it (or would): by Time, the segment's start in the MPD

@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,8 +88,9 @@ func TestDashPlayers(t *testing.T) {
 				t.Errorf("live = %s, want false", fmtLive(r.Live))
 			}
 		})
-		// The gap is 10-13 s into the presentation: playing 14 s means
-		// playing past it (a jump over the gap does not count).
+		// The first run lasts 10 s; the second is the next Period, 10 s
+		// into the presentation (the gap is left out of it): playing 14 s
+		// means playing across the gap.
 		t.Run("ON_DEMAND-gap/"+player, func(t *testing.T) {
 			r := playInBrowserWith(t, playOptions{Player: player, URL: gap, Seconds: 14, Timeout: 60 * time.Second})
 			t.Logf("%s", r)
@@ -97,13 +98,26 @@ func TestDashPlayers(t *testing.T) {
 				t.Fatalf("did not play across the gap: %s\n%s", r, r.Raw)
 			}
 		})
+		t.Run("LIVE_REPLAY/"+player, func(t *testing.T) {
+			body := dashOnDemandBody("vod", 0, 20000)
+			body["PlaybackMode"] = "LIVE_REPLAY"
+			r := playInBrowser(t, player, d.mustSessionURL(body), 3)
+			t.Logf("%s", r)
+			if !r.OK || len(r.Errors) > 0 || r.VideoWidth != 640 || r.Advanced < 3 {
+				t.Fatalf("%s\n%s", r, r.Raw)
+			}
+			if r.Live == nil || !*r.Live {
+				t.Errorf("live = %s, want true", fmtLive(r.Live))
+			}
+		})
 	}
 }
 
 // dashLive feeds the demo clip to a stream in real time; with pause > 0 it
-// plays the clip once, pauses, and plays it again (a gap of pause). It
-// returns a LIVE session URL once the stream has a few fragments.
-func dashLive(t *testing.T, d dashClient, stream string, pause time.Duration) string {
+// plays the clip once, pauses, and plays it again (a gap of pause), and
+// sets *resumed to when the second run started. It returns a LIVE session
+// URL once the stream has a few fragments.
+func dashLive(t *testing.T, d dashClient, stream string, pause time.Duration, resumed *atomic.Int64) string {
 	t.Helper()
 	data, err := os.ReadFile(demoClip)
 	if err != nil {
@@ -123,6 +137,7 @@ func dashLive(t *testing.T, d dashClient, stream string, pause time.Duration) st
 		case <-ctx.Done():
 			return
 		}
+		resumed.Store(time.Now().UnixMilli())
 		producer.Put(ctx, bytes.NewReader(data), o)
 	}()
 	deadline := time.Now().Add(20 * time.Second)
@@ -147,7 +162,7 @@ func TestDashPlayersLive(t *testing.T) {
 	for _, player := range []string{"dashjs", "shaka"} {
 		t.Run("LIVE/"+player, func(t *testing.T) {
 			ts := newTestServer(t, nil, fragments.Config{})
-			u := dashLive(t, dashClient{hlsClient{t, ts}}, "live", 0)
+			u := dashLive(t, dashClient{hlsClient{t, ts}}, "live", 0, nil)
 			r := playInBrowser(t, player, u, 3)
 			t.Logf("%s", r)
 			if !r.OK || len(r.Errors) > 0 || r.VideoWidth != 640 || r.Advanced < 3 {
@@ -159,16 +174,20 @@ func TestDashPlayersLive(t *testing.T) {
 		})
 		t.Run("LIVE-gap/"+player, func(t *testing.T) {
 			ts := newTestServer(t, nil, fragments.Config{})
-			u := dashLive(t, dashClient{hlsClient{t, ts}}, "live", 3*time.Second)
+			var resumed atomic.Int64
+			u := dashLive(t, dashClient{hlsClient{t, ts}}, "live", 3*time.Second, &resumed)
 			// The session starts about 4 s into the first run: 6 s of it
 			// are left, then the gap, then 10 s of the second run.
-			r := playInBrowserWith(t, playOptions{Player: player, URL: u, Seconds: 9, Timeout: 60 * time.Second})
-			t.Logf("%s", r)
-			if !r.OK || len(r.Errors) > 0 || r.Advanced < 9 {
+			r := playInBrowserWith(t, playOptions{Player: player, URL: u, Seconds: 11, Timeout: 60 * time.Second})
+			t.Logf("%s (second run from %.3f)", r, float64(resumed.Load())/1000)
+			if !r.OK || len(r.Errors) > 0 || r.Advanced < 11 {
 				t.Fatalf("did not play across the gap: %s\n%s", r, r.Raw)
+			}
+			// A LIVE session's presentation time is the server's clock
+			// (availabilityStartTime 1970): the player is past the gap.
+			if r.CurrentTime < float64(resumed.Load())/1000+1 {
+				t.Fatalf("currentTime %.3f: not past the second run's start %.3f", r.CurrentTime, float64(resumed.Load())/1000)
 			}
 		})
 	}
 }
-
-var _ = strconv.Itoa

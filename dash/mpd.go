@@ -211,7 +211,7 @@ func (m *Manifest) runs() []run {
 }
 
 // ticks converts Timescale units to a duration.
-func ticks(n int64) time.Duration { return time.Duration(n) * time.Second / Timescale }
+func ticks(n int64) time.Duration { return time.Duration(n) * (time.Second / Timescale) }
 
 // duration is segment i's duration as listed: an overlap with the next
 // segment is cut off.

@@ -47,7 +47,7 @@ func timelines(text string) []string {
 func TestTimelineRepeatsGapsOverlaps(t *testing.T) {
 	m := &Manifest{Tracks: tracks(), PresentationTimeOffset: 1000, Segments: []Segment{
 		{Time: 1000, Duration: 1000}, {Time: 2000, Duration: 1000}, {Time: 3000, Duration: 1000},
-		{Time: 7000, Duration: 1000},                              // a 3 s gap
+		{Time: 7000, Duration: 1000},                               // a 3 s gap
 		{Time: 8000, Duration: 1000}, {Time: 8800, Duration: 1200}, // a 200 ms overlap
 	}}
 	text := write(t, m)

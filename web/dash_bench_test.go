@@ -57,6 +57,7 @@ func BenchmarkDASHManifestOnDemand5000(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			rng := rand.New(rand.NewPCG(1, 2))
 			var lat []time.Duration
+			var size int
 			client := &http.Client{}
 			for b.Loop() {
 				from := first[0].ServerNS + rng.Int64N((count-2*n)*spacing)
@@ -71,6 +72,7 @@ func BenchmarkDASHManifestOnDemand5000(b *testing.B) {
 				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				lat = append(lat, time.Since(start))
+				size = len(body)
 				if resp.StatusCode != 200 || len(body) < n*20 {
 					b.Fatalf("%d, %d bytes: %.300s", resp.StatusCode, len(body), body)
 				}
@@ -89,6 +91,7 @@ func BenchmarkDASHManifestOnDemand5000(b *testing.B) {
 			slices.Sort(lat)
 			b.ReportMetric(float64(lat[len(lat)/2])/1e6, "p50-ms")
 			b.ReportMetric(float64(lat[len(lat)*99/100])/1e6, "p99-ms")
+			b.ReportMetric(float64(size)/1e6, "MB/manifest")
 		})
 	}
 }

@@ -199,6 +199,20 @@ func TestDashGoldenManifests(t *testing.T) {
 				if tracks := len(m.Periods[0].AdaptationSets); tracks != 1+boolCount(audio) {
 					t.Fatalf("%d AdaptationSets", tracks)
 				}
+				// HEAD: the same headers, no body; live MPDs are not cached.
+				req, _ := http.NewRequest(http.MethodHead, u, nil)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				cache := resp.Header.Get("Cache-Control")
+				if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != dashMIME || resp.ContentLength <= int64(len(text))-300 {
+					t.Errorf("HEAD: %d %v", resp.StatusCode, resp.Header)
+				}
+				if live := wantType == "dynamic" && !strings.Contains(c.file, "ended"); live != (cache == "no-cache, no-store") || (!live && !strings.HasPrefix(cache, "max-age=")) {
+					t.Errorf("Cache-Control %q for a %s MPD", cache, c.file)
+				}
 				dashGolden(t, fmt.Sprintf("%s-audio-%v.mpd", c.file, audio),
 					normalizeMPD(text, ts.URL, numbers, strings.HasPrefix(c.file, "livereplay")))
 			})
@@ -219,7 +233,6 @@ func TestDashWriteErrors(t *testing.T) {
 	if err := dash.Write(&sb, &dash.Manifest{}); err != dash.ErrNoSegments {
 		t.Errorf("no segments: %v", err)
 	}
-	_ = http.MethodGet
 }
 
 func TestDashSessionErrors(t *testing.T) {

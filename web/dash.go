@@ -31,6 +31,11 @@ import (
 //   - One track header a session. A DASH session lists only the fragments
 //     whose tracks are those of its first fragment (dashFirst): players
 //     load one init segment per track and never another.
+//   - Gaps. S@t are true times. Dynamic MPDs (LIVE, LIVE_REPLAY) have one
+//     Period on the wall clock, where a gap is time passing; static MPDs
+//     (ON_DEMAND) a Period per continuous run, laid end to end, since
+//     dash.js ends a static presentation at a gap in its timeline (see
+//     dash.Manifest.PeriodGap and README.md, "DASH manifests").
 
 const (
 	dashMIME     = "application/dash+xml"
@@ -256,7 +261,7 @@ func (s *Server) dashManifest(c echo.Context) error {
 		return err
 	}
 	if len(segs) == 0 {
-		return notFound("no fragments in the session yet")
+		return notFound("no fragment with the session's tracks in its window")
 	}
 	m.Segments = segs
 	if r.sess.Mode == session.OnDemand {

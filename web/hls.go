@@ -411,6 +411,16 @@ func (s *Server) hlsMediaPlaylist(c echo.Context) error {
 	return send(c, mpegURL, r.cacheFor(w.Ended), buf.Bytes())
 }
 
+// protocolFragment loads the fragment a segment request names: by
+// FragmentNumber in HLS sessions; in DASH sessions by Time or FragmentNumber,
+// among the fragments that share the session's tracks (dashFragment).
+func (s *Server) protocolFragment(r *hlsRequest) (*fragments.Fragment, *fragments.Header, error) {
+	if r.sess.Protocol == session.DASH {
+		return s.dashFragment(r)
+	}
+	return s.sessionFragment(r)
+}
+
 // sessionFragment loads the fragment a segment request names, if it
 // belongs to the session: its stream, its range, not expired.
 func (s *Server) sessionFragment(r *hlsRequest) (*fragments.Fragment, *fragments.Header, error) {
@@ -426,17 +436,29 @@ func (s *Server) sessionFragment(r *hlsRequest) (*fragments.Fragment, *fragments
 	if err != nil {
 		return nil, nil, err
 	}
-	if r.sess.Mode != session.Live {
-		ts := f.ServerNS
-		if r.sess.Producer {
-			ts = f.ProducerNS
-		}
-		if ts < r.sess.StartNS || (r.sess.HasEnd && ts > r.sess.EndNS) {
-			return nil, nil, notFound("fragment %s is not in the session", v)
-		}
+	if !inRange(r.sess, f) {
+		return nil, nil, notFound("fragment %s is not in the session", v)
 	}
 	h, err := s.header(f.HeaderID)
 	return f, h, err
+}
+
+// sessionTime is a fragment's timestamp in the session's timestamp source.
+func sessionTime(sess *session.Session, f *fragments.Fragment) int64 {
+	if sess.Producer {
+		return f.ProducerNS
+	}
+	return f.ServerNS
+}
+
+// inRange reports whether a retained fragment of the session's stream is in
+// its range (LIVE sessions have none).
+func inRange(sess *session.Session, f *fragments.Fragment) bool {
+	if sess.Mode == session.Live {
+		return true
+	}
+	ts := sessionTime(sess, f)
+	return ts >= sess.StartNS && (!sess.HasEnd || ts <= sess.EndNS)
 }
 
 // segment loads what a media segment of f is made of.
@@ -470,14 +492,25 @@ func mediaTime(ns int64) int64 {
 	return ns
 }
 
-func (s *Server) hlsInit(c echo.Context) error {
-	r, err := s.openSession(c, session.HLS)
+// mp4Init serves getMP4InitFragment.mp4 of HLS and DASH sessions: the init
+// segment of the named fragment's header (FragmentNumber), else of the
+// session's (DASH: its first fragment's; HLS: its window's first).
+func (s *Server) mp4Init(proto session.Protocol) echo.HandlerFunc {
+	return func(c echo.Context) error { return s.serveMP4Init(c, proto) }
+}
+
+func (s *Server) serveMP4Init(c echo.Context, proto session.Protocol) error {
+	r, err := s.openSession(c, proto)
 	if err != nil {
 		return err
 	}
 	var h *fragments.Header
 	if c.QueryParam("FragmentNumber") != "" {
-		if _, h, err = s.sessionFragment(r); err != nil {
+		if _, h, err = s.protocolFragment(r); err != nil {
+			return err
+		}
+	} else if proto == session.DASH {
+		if _, h, err = s.dashFirst(r.sess, r.st, time.Now()); err != nil {
 			return err
 		}
 	} else {
@@ -506,12 +539,17 @@ func (s *Server) hlsInit(c echo.Context) error {
 	return send(c, "video/mp4", r.cacheFor(true), buf.Bytes())
 }
 
-func (s *Server) hlsMP4Media(c echo.Context) error {
-	r, err := s.openSession(c, session.HLS)
+// mp4Media serves getMP4MediaFragment.mp4 of HLS and DASH sessions.
+func (s *Server) mp4Media(proto session.Protocol) echo.HandlerFunc {
+	return func(c echo.Context) error { return s.serveMP4Media(c, proto) }
+}
+
+func (s *Server) serveMP4Media(c echo.Context, proto session.Protocol) error {
+	r, err := s.openSession(c, proto)
 	if err != nil {
 		return err
 	}
-	f, h, err := s.sessionFragment(r)
+	f, h, err := s.protocolFragment(r)
 	if err != nil {
 		return err
 	}

@@ -142,9 +142,21 @@ func New(cfg Config) *Server {
 	for path, h := range map[string]echo.HandlerFunc{
 		"/hls/v1/getHLSMasterPlaylist.m3u8": s.hlsMasterPlaylist,
 		"/hls/v1/getHLSMediaPlaylist.m3u8":  s.hlsMediaPlaylist,
-		"/hls/v1/getMP4InitFragment.mp4":    s.hlsInit,
-		"/hls/v1/getMP4MediaFragment.mp4":   s.hlsMP4Media,
+		"/hls/v1/getMP4InitFragment.mp4":    s.mp4Init(session.HLS),
+		"/hls/v1/getMP4MediaFragment.mp4":   s.mp4Media(session.HLS),
 		"/hls/v1/getTSFragment.ts":          s.hlsTS,
+	} {
+		e.GET(path, h)
+		e.HEAD(path, h)
+	}
+
+	// DASH sessions: the same fMP4 segments as HLS, from the same handlers.
+	e.POST("/getDASHStreamingSessionURL", jsonAPI(s, s.getDASHStreamingSessionURL))
+	for path, h := range map[string]echo.HandlerFunc{
+		"/dash/v1/getDASHManifest.mpd":     s.dashManifest,
+		"/dash/v1/getMP4InitFragment.mp4":  s.mp4Init(session.DASH),
+		"/dash/v1/getMP4MediaFragment.mp4": s.mp4Media(session.DASH),
+		dashTimePath:                       s.dashTime,
 	} {
 		e.GET(path, h)
 		e.HEAD(path, h)

@@ -1,2 +1,0 @@
-// Package dash is reserved for a later issue; see README.md.
-package dash

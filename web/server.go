@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/kvsgate/kvsgate/fragments"
+	"github.com/kvsgate/kvsgate/images"
 	"github.com/kvsgate/kvsgate/session"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -39,6 +40,8 @@ type Config struct {
 	// SessionKey seals HLS and DASH session tokens (32 bytes). Servers that
 	// share it serve each other's sessions. A random key if nil.
 	SessionKey []byte
+	// Images configures GetImages' decoder and cache.
+	Images images.Config
 }
 
 // Server serves the KVS API.
@@ -54,6 +57,7 @@ type Server struct {
 	lingering     sync.WaitGroup // PutMedia connections ended before their body
 	sessions      *session.Keyring
 	headers       sync.Map // header id -> *fragments.Header (headers never change)
+	images        *images.Renderer
 }
 
 // New builds the server and its routes.
@@ -80,6 +84,10 @@ func New(cfg Config) *Server {
 		panic(err) // a key of the wrong size is a programming error: main checks it
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, auth: cfg.Verifier, sessions: keyring}
+	if cfg.Images.Logger == nil {
+		cfg.Images.Logger = cfg.Logger
+	}
+	s.images = images.New(cfg.Images)
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
@@ -122,6 +130,7 @@ func New(cfg Config) *Server {
 	e.POST("/listFragments", jsonAPI(s, s.listFragments))
 	e.POST("/getMedia", s.getMedia)
 	e.POST("/getMediaForFragmentList", s.getMediaForFragmentList)
+	e.POST("/getImages", s.getImages)
 
 	// HLS sessions. Their resources are answered for GET and HEAD.
 	e.POST("/getHLSStreamingSessionURL", jsonAPI(s, s.getHLSStreamingSessionURL))

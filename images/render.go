@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kvsgate/kvsgate/fragments"
@@ -80,6 +81,21 @@ type Renderer struct {
 	slots  chan struct{}
 	cache  *lru
 	tracks sync.Map // header ID -> *trackInfo (headers never change)
+
+	processes, fed, decoded atomic.Int64
+}
+
+// Stats are a Renderer's counters.
+type Stats struct {
+	Cache CacheStats
+	// Processes is the decoder processes started, FramesFed the frames
+	// they were given to decode, Images the images they returned.
+	Processes, FramesFed, Images int64
+}
+
+// Stats returns the counters.
+func (r *Renderer) Stats() Stats {
+	return Stats{Cache: r.cache.stats(), Processes: r.processes.Load(), FramesFed: r.fed.Load(), Images: r.decoded.Load()}
 }
 
 // New returns a Renderer.

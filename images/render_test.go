@@ -232,6 +232,10 @@ func TestRenderEveryFrame(t *testing.T) {
 					t.Errorf("image %d shows frame %d, want %d", i, got, want[i])
 				}
 			}
+			st := r.Stats()
+			if st.Images != 40 || st.FramesFed != 40 || st.Processes < 1 || st.Processes > int64(r.cfg.Concurrency) {
+				t.Fatalf("stats %+v: want 40 frames fed and returned by 1 to %d processes", st, r.cfg.Concurrency)
+			}
 			// One at a time (a GOP decoded up to each frame), in reverse.
 			for i := len(reqs) - 1; i >= 0; i -= 3 {
 				res, err := r.Render(context.Background(), Spec{Format: PNG, Width: 64}, reqs[i:i+1])
@@ -471,5 +475,81 @@ func TestRenderQualityAndFormats(t *testing.T) {
 	}
 	if _, err := r.Render(context.Background(), Spec{Format: JPEG, Quality: 101}, req); err == nil {
 		t.Error("quality 101 accepted")
+	}
+}
+
+// TestRenderFeedsOnlyWhatIsNeeded: a frame is decoded from its GOP's key
+// frame without the frames after it in decode order and without the
+// non-reference pictures before it; several frames of one GOP take one
+// pass.
+func TestRenderFeedsOnlyWhatIsNeeded(t *testing.T) {
+	for _, enc := range []string{"h264", "hevc"} {
+		t.Run(enc, func(t *testing.T) {
+			dir := t.TempDir()
+			ts := newTestStore(t)
+			ts.put(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", enc, 10, 0, 1)))
+			f := ts.fragments(t)[0]
+			cfg, err := parseTrack(&f.Header.Tracks[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			payload, closer, err := f.Open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closer.Close()
+			// The last frame in decode order: everything before it that is
+			// a reference, and itself.
+			last, refs, nonRefs := -1, 0, 0
+			for i, s := range f.Samples {
+				if s.Track != 0 {
+					continue
+				}
+				last = i
+				b := make([]byte, s.Size)
+				payload.ReadAt(b, s.Offset)
+				if cfg.inspect(b).ref {
+					refs++
+				} else {
+					nonRefs++
+				}
+			}
+			lastRef := 0
+			if b := make([]byte, f.Samples[last].Size); true {
+				payload.ReadAt(b, f.Samples[last].Offset)
+				if cfg.inspect(b).ref {
+					lastRef = 1
+				}
+			}
+			if nonRefs < 3 {
+				t.Fatalf("%d non-reference frames: the stream does not test this", nonRefs)
+			}
+			r := newTestRenderer(Config{})
+			want := refs + 1 - lastRef
+			res, err := r.Render(context.Background(), Spec{Format: JPEG, Width: 32}, []Request{{Frag: f, Sample: last}})
+			if err != nil || res[0].Err != nil {
+				t.Fatal(err, res[0].Err)
+			}
+			if st := r.Stats(); st.FramesFed != int64(want) || st.Processes != 1 {
+				t.Fatalf("stats %+v: want %d frames fed (%d references and the frame) by one process", st, want, refs)
+			}
+			// The key frame and the frame after it in decode order, in one
+			// request: one process, two frames.
+			r = newTestRenderer(Config{})
+			k := -1
+			for i, s := range f.Samples {
+				if s.Track == 0 && i > 0 {
+					k = i
+					break
+				}
+			}
+			res, err = r.Render(context.Background(), Spec{Format: JPEG, Width: 32}, []Request{{Frag: f, Sample: 0}, {Frag: f, Sample: k}})
+			if err != nil || res[0].Err != nil || res[1].Err != nil {
+				t.Fatal(err, res)
+			}
+			if st := r.Stats(); st.FramesFed != 2 || st.Processes != 1 || st.Images != 2 {
+				t.Fatalf("stats %+v: want 2 frames fed and returned by one process", st)
+			}
+		})
 	}
 }

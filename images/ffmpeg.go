@@ -110,6 +110,8 @@ func (r *Renderer) runBatch(ctx context.Context, ffmpeg string, spec Spec, batch
 	if len(pending) == 0 {
 		return
 	}
+	r.processes.Add(1)
+	r.fed.Add(int64(len(aus)))
 	fails := r.decode(ctx, ffmpeg, spec, ti.cfg.codec, w, h, stream, aus, sel.String(), pending, deliver)
 	for wt := range pending {
 		deliver(wt, &cacheEntry{key: wt.key, fail: fails})
@@ -261,6 +263,7 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, spec Spec, c codec
 		}
 		wt := aus[i].want
 		delete(pending, wt)
+		r.decoded.Add(1)
 		frames <- frame{wt, pix}
 	}
 	close(frames)

@@ -525,13 +525,13 @@ func TestRenderFeedsOnlyWhatIsNeeded(t *testing.T) {
 				t.Fatalf("%d non-reference frames: the stream does not test this", nonRefs)
 			}
 			r := newTestRenderer(Config{})
-			want := refs + 1 - lastRef
+			want := refs + 1 - lastRef // the references (the key frame among them) and the frame
 			res, err := r.Render(context.Background(), Spec{Format: JPEG, Width: 32}, []Request{{Frag: f, Sample: last}})
 			if err != nil || res[0].Err != nil {
 				t.Fatal(err, res[0].Err)
 			}
 			if st := r.Stats(); st.FramesFed != int64(want) || st.Processes != 1 {
-				t.Fatalf("stats %+v: want %d frames fed (%d references and the frame) by one process", st, want, refs)
+				t.Fatalf("stats %+v: want %d frames fed (the key frame, the references after it and the frame) by one process", st, want)
 			}
 			// The key frame and the frame after it in decode order, in one
 			// request: one process, two frames.

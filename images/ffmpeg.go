@@ -22,10 +22,10 @@ import (
 // out unless wanted). ffmpeg's select filter keeps the wanted frames by
 // their byte position in that stream (each access unit starts with our own
 // delimiter, so ffmpeg's parser cuts where we do and a frame's position
-// names its sample); scale converts them to the output size, full-range
-// BT.601 YCbCr 4:2:0 for JPEG or RGBA for PNG, which the Go encoders take
-// as they are; showinfo prints each output frame's position on stderr;
-// rawvideo writes the pixels to stdout. Frames are matched to samples by
+// names its sample); scale converts them to the output size and to
+// full-range BT.601 YCbCr 4:2:0 for JPEG or RGBA for PNG; showinfo prints
+// each output frame's position on stderr; mjpeg encodes JPEG images (see
+// encode.go), rawvideo writes PNG frames for image/png. Frames are matched to samples by
 // those positions, not by their order or count, so a frame the decoder
 // drops or a process that dies costs only the frames that did not come
 // out.
@@ -157,32 +157,29 @@ func (g *gop) read() ([]byte, int64, error) {
 	return buf, lo, nil
 }
 
-// frameSize is the bytes of one raw output frame.
-func frameSize(f Format, w, h int) int {
-	if f == PNG {
-		return 4 * w * h
-	}
-	cw, ch := (w+1)/2, (h+1)/2
-	return w*h + 2*cw*ch
-}
-
 // decode runs ffmpeg over the stream and delivers the frames that come
 // out (removing them from pending). It returns the failure of the frames
 // still pending.
 func (r *Renderer) decode(ctx context.Context, ffmpeg string, spec Spec, c codec, w, h int, stream []byte, aus []auRef,
 	sel string, pending map[*want]bool, deliver func(*want, *cacheEntry)) string {
-	pixfmt, conv := "yuv420p", ":out_range=full:out_color_matrix=bt601"
-	if spec.Format == PNG {
-		pixfmt, conv = "rgba", ""
+	// JPEG: full-range BT.601 YCbCr 4:2:0 (JFIF's) encoded by mjpeg;
+	// PNG: RGBA for image/png.
+	filter := "select='" + sel + "',scale=" + strconv.Itoa(w) + ":" + strconv.Itoa(h) + ":flags=bicubic"
+	out := []string{"-f", "rawvideo"}
+	if spec.Format == JPEG {
+		filter += ":out_range=full:out_color_matrix=bt601,format=yuvj420p"
+		out = jpegArgs(spec.Quality)
+	} else {
+		filter += ",format=rgba"
 	}
-	filter := "select='" + sel + "',scale=" + strconv.Itoa(w) + ":" + strconv.Itoa(h) + ":flags=bicubic" + conv +
-		",format=" + pixfmt + ",showinfo=checksum=0"
+	filter += ",showinfo=checksum=0"
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
-	cmd := exec.CommandContext(dctx, ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
+	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
 		"-threads", "1", "-f", c.ffmpegFormat(), "-i", "pipe:0",
-		"-an", "-sn", "-dn", "-filter_threads", "1", "-vf", filter,
-		"-fps_mode", "passthrough", "-f", "rawvideo", "pipe:1")
+		"-an", "-sn", "-dn", "-filter_threads", "1", "-vf", filter, "-fps_mode", "passthrough", "-threads", "1"}
+	args = append(append(args, out...), "pipe:1")
+	cmd := exec.CommandContext(dctx, ffmpeg, args...)
 	cmd.WaitDelay = 2 * time.Second
 	cmd.Stdin = bytes.NewReader(stream)
 	stdout, err := cmd.StdoutPipe()
@@ -225,7 +222,8 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, spec Spec, c codec
 		io.Copy(io.Discard, stderr)
 	}()
 
-	// stdout: frames, encoded one at a time beside the decoding.
+	// stdout: images (JPEG) or frames to encode (PNG, one at a time beside
+	// the decoding).
 	type frame struct {
 		wt  *want
 		pix []byte
@@ -235,7 +233,7 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, spec Spec, c codec
 	go func() {
 		defer close(encDone)
 		for f := range frames {
-			img, err := encode(spec, w, h, f.pix)
+			img, err := encodePNG(w, h, f.pix)
 			if err != nil {
 				deliver(f.wt, &cacheEntry{key: f.wt.key, fail: "encoding: " + err.Error()})
 				continue
@@ -243,28 +241,42 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, spec Spec, c codec
 			deliver(f.wt, &cacheEntry{key: f.wt.key, data: img})
 		}
 	}()
-	size := frameSize(spec.Format, w, h)
 	rd := bufio.NewReaderSize(stdout, 256<<10)
+	next := func() ([]byte, error) { return readJPEG(rd) }
+	if spec.Format == PNG {
+		next = func() ([]byte, error) {
+			pix := make([]byte, 4*w*h)
+			_, err := io.ReadFull(rd, pix)
+			return pix, err
+		}
+	}
 	var mismatch string
 	for {
-		pix := make([]byte, size)
-		if _, err := io.ReadFull(rd, pix); err != nil {
+		img, err := next()
+		if err != nil {
+			if err != io.EOF {
+				mismatch = "reading the decoder's output: " + err.Error()
+			}
 			break
 		}
 		pos, ok := <-positions
 		if !ok {
-			mismatch = "a frame came out without its position"
+			mismatch = "an image came out without its position"
 			break
 		}
 		i := sort.Search(len(aus), func(i int) bool { return int64(aus[i].start) > pos }) - 1
 		if i < 0 || aus[i].want == nil || !pending[aus[i].want] {
-			mismatch = fmt.Sprintf("a frame came out from byte %d, which is no wanted frame", pos)
+			mismatch = fmt.Sprintf("an image came out from byte %d, which is no wanted frame", pos)
 			break
 		}
 		wt := aus[i].want
 		delete(pending, wt)
 		r.decoded.Add(1)
-		frames <- frame{wt, pix}
+		if spec.Format == PNG {
+			frames <- frame{wt, img}
+		} else {
+			deliver(wt, &cacheEntry{key: wt.key, data: img})
+		}
 	}
 	close(frames)
 	io.Copy(io.Discard, stdout)

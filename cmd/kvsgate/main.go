@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -23,6 +24,7 @@ import (
 	"github.com/kvsgate/kvsgate/fragments"
 	"github.com/kvsgate/kvsgate/fragments/producer"
 	"github.com/kvsgate/kvsgate/fragments/sqlindex"
+	"github.com/kvsgate/kvsgate/images"
 	playback "github.com/kvsgate/kvsgate/session"
 	"github.com/kvsgate/kvsgate/web"
 )
@@ -48,7 +50,7 @@ func main() {
 
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage:
-  kvsgate serve [--listen 127.0.0.1:8080] [--data-dir ./data] [--public-url URL] [--credentials FILE] [--demo]
+  kvsgate serve [--listen 127.0.0.1:8080] [--data-dir ./data] [--public-url URL] [--credentials FILE] [--ffmpeg PATH] [--demo]
   kvsgate put --endpoint URL --stream NAME [--create] [--realtime] [--loop] FILE.mkv`)
 	os.Exit(2)
 }
@@ -64,6 +66,10 @@ func serve(args []string) error {
 	maxFragDur := fs.Duration("max-fragment-duration", 20*time.Second, "longest fragment accepted (PutMedia error 4002)")
 	getMediaConns := fs.Int("getmedia-connections", 3, "GetMedia connections allowed per stream at once")
 	sessionKeyHex := fs.String("session-key", "", "hex AES-256 key sealing HLS/DASH session tokens (default: <data-dir>/session.key, created on first start); servers sharing it serve each other's sessions")
+	ffmpegPath := fs.String("ffmpeg", "ffmpeg", "ffmpeg executable GetImages decodes with (a path, or a name looked up in PATH)")
+	imagesCacheMB := fs.Int("images-cache-mb", 64, "memory for GetImages' cache of encoded images, in MiB (0: no cache)")
+	imagesTimeout := fs.Duration("images-decode-timeout", 30*time.Second, "longest a GetImages decoder process may run")
+	imagesProcs := fs.Int("images-decoders", 0, "GetImages decoder processes at once, across requests (default: the CPU count)")
 	demo := fs.Bool("demo", false, "create the stream 'demo' and feed it forever from the bundled sample clip")
 	verbose := fs.Bool("v", false, "debug logging")
 	fs.Parse(args)
@@ -109,7 +115,15 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := web.New(web.Config{PublicURL: *publicURL, Store: store, Verifier: verifier, Logger: log, GetMediaConnections: *getMediaConns, SessionKey: key})
+	cacheBytes := int64(*imagesCacheMB) << 20
+	if cacheBytes == 0 {
+		cacheBytes = -1 // images.Config: negative disables the cache
+	}
+	imagesCfg := images.Config{FFmpeg: *ffmpegPath, CacheBytes: cacheBytes, Timeout: *imagesTimeout, Concurrency: *imagesProcs, Logger: log}
+	if _, err := exec.LookPath(*ffmpegPath); err != nil {
+		log.Warn("ffmpeg not found: GetImages will fail with InternalFailure until it is installed (apt-get install ffmpeg) or --ffmpeg points at it", "ffmpeg", *ffmpegPath, "err", err)
+	}
+	srv := web.New(web.Config{PublicURL: *publicURL, Store: store, Verifier: verifier, Logger: log, GetMediaConnections: *getMediaConns, SessionKey: key, Images: imagesCfg})
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

@@ -553,3 +553,104 @@ func TestRenderFeedsOnlyWhatIsNeeded(t *testing.T) {
 		})
 	}
 }
+
+// wrapFFmpeg writes a script that runs before (and around) the real
+// ffmpeg and returns its path.
+func wrapFFmpeg(t *testing.T, dir, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, "ffmpeg-wrapper")
+	script := "#!/bin/sh\nREAL=" + requireFFmpeg(t) + "\nD=" + dir + "\n" + body + "\n"
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestRenderConcurrencyBound: however many requests come at once, at most
+// Concurrency decoder processes run, and every image is still right.
+func TestRenderConcurrencyBound(t *testing.T) {
+	dir := t.TempDir()
+	ts := newTestStore(t)
+	ts.put(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", "h264", 10, 0, 6)))
+	frags := ts.fragments(t)
+	// Each process leaves a marker while it runs (held a while, so that
+	// overlapping ones see each other) and logs how many it saw.
+	wrapper := wrapFFmpeg(t, dir, `touch $D/run.$$
+ls $D | grep -c '^run\.' >> $D/counts
+sleep 0.3
+$REAL "$@"; rc=$?
+rm -f $D/run.$$
+exit $rc`)
+	r := newTestRenderer(Config{FFmpeg: wrapper, Concurrency: 2})
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for c := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var reqs []Request
+			var want []int
+			for i, f := range frags {
+				k := FrameAt(f.Samples, int64(c+3)*100e6)
+				reqs = append(reqs, Request{Frag: f, Sample: k})
+				want = append(want, 10*i+c+3)
+			}
+			res, err := r.Render(context.Background(), Spec{Format: JPEG, Width: 80}, reqs)
+			if err != nil {
+				errs <- err
+				return
+			}
+			for i, rs := range res {
+				if rs.Err != nil {
+					errs <- rs.Err
+					return
+				}
+				if got := readIndex(decodeImage(t, rs.Image)); got != want[i] {
+					errs <- fmt.Errorf("request %d image %d shows %d, want %d", c, i, got, want[i])
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	counts := strings.Fields(string(readFile(t, filepath.Join(dir, "counts"))))
+	peak := 0
+	for _, c := range counts {
+		var n int
+		fmt.Sscan(c, &n)
+		peak = max(peak, n)
+	}
+	if len(counts) != 6 || peak != 2 {
+		t.Fatalf("%d processes, at most %d at once: want 6 (3 requests of 2 batches), 2 at once", len(counts), peak)
+	}
+}
+
+// TestRenderDecoderCrash: a decoder that dies of a signal fails its
+// frames (not cached: it may not be the media's fault); the next call
+// decodes.
+func TestRenderDecoderCrash(t *testing.T) {
+	dir := t.TempDir()
+	ts := newTestStore(t)
+	ts.put(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", "h264", 10, 0, 1)))
+	f := ts.fragments(t)[0]
+	// The first run crashes; later ones are the real ffmpeg.
+	wrapper := wrapFFmpeg(t, dir, `if [ ! -e $D/crashed ]; then touch $D/crashed; kill -SEGV $$; fi
+exec $REAL "$@"`)
+	r := newTestRenderer(Config{FFmpeg: wrapper})
+	req := []Request{{Frag: f, Sample: FrameAt(f.Samples, 300e6)}}
+	res, err := r.Render(context.Background(), Spec{Format: JPEG}, req)
+	if err != nil || !errors.Is(res[0].Err, ErrMedia) {
+		t.Fatalf("crash: %v %v", err, res[0].Err)
+	}
+	res, err = r.Render(context.Background(), Spec{Format: JPEG}, req)
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("after the crash: %v %v", err, res[0].Err)
+	}
+	if got := readIndex(decodeImage(t, res[0].Image)); got != 3 {
+		t.Fatalf("shows %d, want 3", got)
+	}
+}

@@ -397,27 +397,30 @@ func (r *Renderer) Render(ctx context.Context, spec Spec, reqs []Request) ([]Res
 	return res, nil
 }
 
-// split cuts GOPs into at most n contiguous runs of about equal cost.
+// split cuts GOPs into at most n contiguous runs of about equal cost: the
+// k-th cut goes where the cost so far is closest to k/n of the total.
 func split(gops []*gop, n int) [][]*gop {
 	n = max(1, min(n, len(gops)))
 	total := 0
 	for _, g := range gops {
 		total += g.cost()
 	}
+	abs := func(v int) int { return max(v, -v) }
 	var out [][]*gop
 	start, acc := 0, 0
 	for i, g := range gops {
 		acc += g.cost()
-		left := n - len(out) - 1 // runs still to make after this one
-		if left > 0 && acc*n >= total*(len(out)+1) && len(gops)-i-1 >= left {
+		k := len(out) + 1 // the cut being placed
+		if k >= n || i+1 == len(gops) {
+			break
+		}
+		next := acc + gops[i+1].cost()
+		if abs(acc*n-total*k) <= abs(next*n-total*k) {
 			out = append(out, gops[start:i+1])
 			start = i + 1
 		}
 	}
-	if start < len(gops) {
-		out = append(out, gops[start:])
-	}
-	return out
+	return append(out, gops[start:])
 }
 
 // transientPrefix marks failures that say nothing of the media (a

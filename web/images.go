@@ -84,7 +84,8 @@ func decodeImagesToken(t string) (imagesGrid, error) {
 	if len(t) == 0 || len(t) > 4096 {
 		return g, bad
 	}
-	b, err := base64.RawStdEncoding.DecodeString(t)
+	// Strict: one token per grid (no slack in the last character's bits).
+	b, err := base64.RawStdEncoding.Strict().DecodeString(t)
 	if err != nil || len(b) < 2 || b[0] != imagesTokenVersion {
 		return g, bad
 	}

@@ -5,18 +5,16 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"image"
-	"image/png"
 	"io"
 	"strconv"
 	"strings"
-	"sync"
 )
 
-// JPEG images are encoded by ffmpeg's mjpeg encoder in the decoder
-// process, PNG images by image/png from RGBA frames; see
-// docs/PERFORMANCE.md for the measurements behind the choice (image/jpeg
-// takes about 5 times the CPU of mjpeg at 640x360, 10 times at 1080p).
+// Images are encoded by ffmpeg in the decoder process: JPEG by mjpeg, PNG
+// by its png encoder (RGB, Paeth prediction). BenchmarkEncoders measures
+// the choice (docs/PERFORMANCE.md): image/jpeg takes 7 to 9 times mjpeg's
+// CPU time for larger files; image/png 1.2 to 1.4 times ffmpeg's at its
+// fastest level, for about the same size.
 //
 // JPEGQuality keeps the meaning it has for libjpeg (and image/jpeg): the
 // quantization tables are ISO/IEC 10918-1 Annex K's, scaled as libjpeg's
@@ -97,7 +95,10 @@ func readJPEG(r *bufio.Reader) ([]byte, error) {
 	var out []byte
 	b, err := r.Peek(2)
 	if err != nil {
-		return nil, err // io.EOF: no more images
+		if err == io.EOF && len(b) == 0 {
+			return nil, io.EOF // no more images
+		}
+		return nil, io.ErrUnexpectedEOF
 	}
 	if b[0] != 0xff || b[1] != 0xd8 {
 		return nil, errBadJPEG
@@ -152,27 +153,50 @@ func readJPEG(r *bufio.Reader) ([]byte, error) {
 	return nil, fmt.Errorf("%w: over %d bytes", errBadJPEG, maxImage)
 }
 
-// encodePNG encodes one RGBA frame as ffmpeg wrote it.
-func encodePNG(w, h int, pix []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(w * h)
-	img := &image.RGBA{Pix: pix, Stride: 4 * w, Rect: image.Rect(0, 0, w, h)}
-	if err := pngEncoder.Encode(&buf, img); err != nil {
-		return nil, err
+// pngArgs are the output options of PNG images.
+func pngArgs() []string {
+	return []string{"-c:v", "png", "-pred", "paeth", "-f", "image2pipe"}
+}
+
+var (
+	pngSignature = []byte("\x89PNG\r\n\x1a\n")
+	errBadPNG    = errors.New("malformed PNG from the encoder")
+)
+
+// readPNG reads one PNG (signature to IEND) from a stream of them, chunk
+// by chunk.
+func readPNG(r *bufio.Reader) ([]byte, error) {
+	b, err := r.Peek(len(pngSignature))
+	if err != nil {
+		if err == io.EOF && len(b) == 0 {
+			return nil, io.EOF
+		}
+		return nil, io.ErrUnexpectedEOF
 	}
-	return buf.Bytes(), nil
+	if !bytes.Equal(b, pngSignature) {
+		return nil, errBadPNG
+	}
+	out := make([]byte, len(pngSignature), 64<<10)
+	copy(out, pngSignature)
+	r.Discard(len(pngSignature))
+	for len(out) < maxImage {
+		var hdr [8]byte
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return nil, io.ErrUnexpectedEOF
+		}
+		n := int64(hdr[0])<<24 | int64(hdr[1])<<16 | int64(hdr[2])<<8 | int64(hdr[3])
+		if n > maxImage {
+			return nil, fmt.Errorf("%w: chunk of %d bytes", errBadPNG, n)
+		}
+		out = append(out, hdr[:]...)
+		start := len(out)
+		out = append(out, make([]byte, n+4)...) // data and CRC
+		if _, err := io.ReadFull(r, out[start:]); err != nil {
+			return nil, io.ErrUnexpectedEOF
+		}
+		if string(hdr[4:]) == "IEND" {
+			return out, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: over %d bytes", errBadPNG, maxImage)
 }
-
-// pngEncoder compresses at zlib's fastest level: PNG stays lossless, and
-// the default level costs about 2.5 times the time for files 5% smaller
-// (see docs/PERFORMANCE.md).
-var pngEncoder = &png.Encoder{CompressionLevel: png.BestSpeed, BufferPool: &pngPool{}}
-
-type pngPool struct{ p sync.Pool }
-
-func (p *pngPool) Get() *png.EncoderBuffer {
-	b, _ := p.p.Get().(*png.EncoderBuffer)
-	return b
-}
-
-func (p *pngPool) Put(b *png.EncoderBuffer) { p.p.Put(b) }

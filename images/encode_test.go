@@ -8,6 +8,7 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
+	"image/png"
 	"io"
 	"testing"
 )
@@ -141,5 +142,39 @@ func TestReadJPEG(t *testing.T) {
 	}
 	if _, err := readJPEG(bufio.NewReader(bytes.NewReader([]byte("\x89PNG\r\n")))); !errors.Is(err, errBadJPEG) {
 		t.Errorf("not a JPEG: %v", err)
+	}
+}
+
+// TestReadPNG splits a stream of PNGs and fails on truncation.
+func TestReadPNG(t *testing.T) {
+	var stream bytes.Buffer
+	var want [][]byte
+	for i := range 3 {
+		img := image.NewRGBA(image.Rect(0, 0, 30+i, 20))
+		for p := range img.Pix {
+			img.Pix[p] = uint8(p * (i + 3))
+		}
+		var b bytes.Buffer
+		png.Encode(&b, img)
+		want = append(want, b.Bytes())
+		stream.Write(b.Bytes())
+	}
+	rd := bufio.NewReader(bytes.NewReader(stream.Bytes()))
+	for i := range want {
+		got, err := readPNG(rd)
+		if err != nil || !bytes.Equal(got, want[i]) {
+			t.Fatalf("image %d: %v (%d bytes, want %d)", i, err, len(got), len(want[i]))
+		}
+	}
+	if _, err := readPNG(rd); err != io.EOF {
+		t.Fatalf("after the last: %v, want EOF", err)
+	}
+	for _, cut := range []int{1, 8, 20, len(want[0]) - 1} {
+		if _, err := readPNG(bufio.NewReader(bytes.NewReader(want[0][:cut]))); err == nil || err == io.EOF {
+			t.Errorf("cut at %d: %v", cut, err)
+		}
+	}
+	if _, err := readPNG(bufio.NewReader(bytes.NewReader(want[0][1:]))); !errors.Is(err, errBadPNG) {
+		t.Errorf("not a PNG: %v", err)
 	}
 }

@@ -23,9 +23,9 @@ import (
 // their byte position in that stream (each access unit starts with our own
 // delimiter, so ffmpeg's parser cuts where we do and a frame's position
 // names its sample); scale converts them to the output size and to
-// full-range BT.601 YCbCr 4:2:0 for JPEG or RGBA for PNG; showinfo prints
-// each output frame's position on stderr; mjpeg encodes JPEG images (see
-// encode.go), rawvideo writes PNG frames for image/png. Frames are matched to samples by
+// full-range BT.601 YCbCr 4:2:0 for JPEG or RGB for PNG; showinfo prints
+// each output frame's position on stderr; mjpeg or png encodes them (see
+// encode.go) and image2pipe writes them to stdout one after the other. Frames are matched to samples by
 // those positions, not by their order or count, so a frame the decoder
 // drops or a process that dies costs only the frames that did not come
 // out.
@@ -162,15 +162,15 @@ func (g *gop) read() ([]byte, int64, error) {
 // still pending.
 func (r *Renderer) decode(ctx context.Context, ffmpeg string, spec Spec, c codec, w, h int, stream []byte, aus []auRef,
 	sel string, pending map[*want]bool, deliver func(*want, *cacheEntry)) string {
-	// JPEG: full-range BT.601 YCbCr 4:2:0 (JFIF's) encoded by mjpeg;
-	// PNG: RGBA for image/png.
+	// JPEG: full-range BT.601 YCbCr 4:2:0 (JFIF's) encoded by mjpeg; PNG:
+	// RGB encoded by png.
 	filter := "select='" + sel + "',scale=" + strconv.Itoa(w) + ":" + strconv.Itoa(h) + ":flags=bicubic"
-	out := []string{"-f", "rawvideo"}
+	out, read := pngArgs(), readPNG
 	if spec.Format == JPEG {
 		filter += ":out_range=full:out_color_matrix=bt601,format=yuvj420p"
-		out = jpegArgs(spec.Quality)
+		out, read = jpegArgs(spec.Quality), readJPEG
 	} else {
-		filter += ",format=rgba"
+		filter += ",format=rgb24"
 	}
 	filter += ",showinfo=checksum=0"
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
@@ -222,37 +222,11 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, spec Spec, c codec
 		io.Copy(io.Discard, stderr)
 	}()
 
-	// stdout: images (JPEG) or frames to encode (PNG, one at a time beside
-	// the decoding).
-	type frame struct {
-		wt  *want
-		pix []byte
-	}
-	frames := make(chan frame, 2)
-	encDone := make(chan struct{})
-	go func() {
-		defer close(encDone)
-		for f := range frames {
-			img, err := encodePNG(w, h, f.pix)
-			if err != nil {
-				deliver(f.wt, &cacheEntry{key: f.wt.key, fail: "encoding: " + err.Error()})
-				continue
-			}
-			deliver(f.wt, &cacheEntry{key: f.wt.key, data: img})
-		}
-	}()
+	// stdout: the images, in the order of the positions on stderr.
 	rd := bufio.NewReaderSize(stdout, 256<<10)
-	next := func() ([]byte, error) { return readJPEG(rd) }
-	if spec.Format == PNG {
-		next = func() ([]byte, error) {
-			pix := make([]byte, 4*w*h)
-			_, err := io.ReadFull(rd, pix)
-			return pix, err
-		}
-	}
 	var mismatch string
 	for {
-		img, err := next()
+		img, err := read(rd)
 		if err != nil {
 			if err != io.EOF {
 				mismatch = "reading the decoder's output: " + err.Error()
@@ -272,17 +246,11 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, spec Spec, c codec
 		wt := aus[i].want
 		delete(pending, wt)
 		r.decoded.Add(1)
-		if spec.Format == PNG {
-			frames <- frame{wt, img}
-		} else {
-			deliver(wt, &cacheEntry{key: wt.key, data: img})
-		}
+		deliver(wt, &cacheEntry{key: wt.key, data: img})
 	}
-	close(frames)
 	io.Copy(io.Discard, stdout)
 	<-logDone
 	werr := cmd.Wait()
-	<-encDone
 	if len(pending) == 0 && mismatch == "" {
 		return ""
 	}

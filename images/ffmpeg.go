@@ -197,7 +197,7 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, spec Spec, c codec
 
 	// stderr: the position of every output frame, in output order; the
 	// other lines are kept (the last few) to say why frames are missing.
-	positions := make(chan int64, 1024)
+	positions := make(chan [2]int64, 1024) // showinfo's frame count n and pos
 	var tail []string
 	logDone := make(chan struct{})
 	go func() {
@@ -207,8 +207,8 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, spec Spec, c codec
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
-			if pos, ok := showinfoPos(line); ok {
-				positions <- pos
+			if n, pos, ok := showinfoPos(line); ok {
+				positions <- [2]int64{n, pos}
 				continue
 			}
 			if strings.Contains(line, "Parsed_showinfo") || strings.HasPrefix(line, " ") {
@@ -225,7 +225,7 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, spec Spec, c codec
 	// stdout: the images, in the order of the positions on stderr.
 	rd := bufio.NewReaderSize(stdout, 256<<10)
 	var mismatch string
-	for {
+	for count := int64(0); ; count++ {
 		img, err := read(rd)
 		if err != nil {
 			if err != io.EOF {
@@ -233,11 +233,13 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, spec Spec, c codec
 			}
 			break
 		}
-		pos, ok := <-positions
-		if !ok {
+		np, ok := <-positions
+		if !ok || np[0] != count {
+			// A line lost or garbled: positions no longer name images.
 			mismatch = "an image came out without its position"
 			break
 		}
+		pos := np[1]
 		i := sort.Search(len(aus), func(i int) bool { return int64(aus[i].start) > pos }) - 1
 		if i < 0 || aus[i].want == nil || !pending[aus[i].want] {
 			mismatch = fmt.Sprintf("an image came out from byte %d, which is no wanted frame", pos)
@@ -281,29 +283,36 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, spec Spec, c codec
 	return why
 }
 
-// showinfoPos reads the pos field of a showinfo frame line:
+// showinfoPos reads the frame count (n, from 0) and the pos field of a
+// showinfo frame line:
 //
 //	[Parsed_showinfo_3 @ 0x5558] n:   0 pts:  79999 pts_time:0.0666 pos:    63895 fmt:yuv420p ...
-func showinfoPos(line string) (int64, bool) {
+func showinfoPos(line string) (n, pos int64, ok bool) {
 	if !strings.Contains(line, "Parsed_showinfo") {
-		return 0, false
+		return 0, 0, false
 	}
-	_, rest, ok := strings.Cut(line, "] n:")
+	_, rest, found := strings.Cut(line, "] n:")
+	if !found {
+		return 0, 0, false
+	}
+	field := func(s string) (int64, string, bool) {
+		s = strings.TrimLeft(s, " ")
+		end := strings.IndexByte(s, ' ')
+		if end < 0 {
+			end = len(s)
+		}
+		v, err := strconv.ParseInt(s[:end], 10, 64)
+		return v, s[end:], err == nil && v >= 0
+	}
+	n, rest, ok = field(rest)
 	if !ok {
-		return 0, false
+		return 0, 0, false
 	}
-	_, rest, ok = strings.Cut(rest, " pos:")
-	if !ok {
-		return 0, false
+	if _, rest, found = strings.Cut(rest, " pos:"); !found {
+		return 0, 0, false
 	}
-	rest = strings.TrimLeft(rest, " ")
-	end := strings.IndexByte(rest, ' ')
-	if end < 0 {
-		end = len(rest)
+	if pos, _, ok = field(rest); !ok {
+		return 0, 0, false
 	}
-	pos, err := strconv.ParseInt(rest[:end], 10, 64)
-	if err != nil || pos < 0 {
-		return 0, false
-	}
-	return pos, true
+	return n, pos, true
 }

@@ -654,3 +654,28 @@ exec $REAL "$@"`)
 		t.Fatalf("shows %d, want 3", got)
 	}
 }
+
+// TestRenderLostPosition: if a frame's showinfo line goes missing, the
+// frames from there fail; none is given another frame's picture.
+func TestRenderLostPosition(t *testing.T) {
+	dir := t.TempDir()
+	ts := newTestStore(t)
+	ts.put(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", "h264", 10, 0, 1)))
+	f := ts.fragments(t)[0]
+	// ffmpeg's stdout goes through fd 3; its stderr loses the first frame line.
+	wrapper := wrapFFmpeg(t, dir, `{ $REAL "$@" 2>&1 1>&3 3>&- | sed '0,/Parsed_showinfo.*\] n:/{//d}' 1>&2; } 3>&1`)
+	r := newTestRenderer(Config{FFmpeg: wrapper})
+	var reqs []Request
+	for _, rel := range []int64{200e6, 500e6, 800e6} {
+		reqs = append(reqs, Request{Frag: f, Sample: FrameAt(f.Samples, rel)})
+	}
+	res, err := r.Render(context.Background(), Spec{Format: JPEG}, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, rs := range res {
+		if rs.Err == nil {
+			t.Errorf("image %d (frame %d) came back, showing %d: want ErrMedia", i, []int{2, 5, 8}[i], readIndex(decodeImage(t, rs.Image)))
+		}
+	}
+}

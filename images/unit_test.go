@@ -100,17 +100,19 @@ func TestSplit(t *testing.T) {
 }
 
 func TestShowinfoPos(t *testing.T) {
-	for line, want := range map[string]int64{
-		"[Parsed_showinfo_3 @ 0x5558] n:   0 pts:  79999 pts_time:0.0666 pos:    63895 fmt:yuv420p sar:1/1": 63895,
-		"[Parsed_showinfo_2 @ 0x1] n:  12 pts:NOPTS pts_time:NOPTS pos:0 fmt:rgba":                          0,
-		"[Parsed_showinfo_2 @ 0x1] n:  12 pts:1 pts_time:1 pos:       -1 fmt:rgba":                          -1,
-		"[Parsed_showinfo_2 @ 0x1] color_range:pc color_space:unknown":                                      -1,
-		"[h264 @ 0x1] n: 1 pos: 5":                         -1,
-		"[Parsed_showinfo_2 @ 0x1] n:  1 pts: 1 pos:  12x": -1,
+	for line, want := range map[string][2]int64{
+		"[Parsed_showinfo_3 @ 0x5558] n:   0 pts:  79999 pts_time:0.0666 pos:    63895 fmt:yuv420p sar:1/1": {0, 63895},
+		"[Parsed_showinfo_2 @ 0x1] n:  12 pts:NOPTS pts_time:NOPTS pos:0 fmt:rgba":                          {12, 0},
+		"[Parsed_showinfo_2 @ 0x1] n:  12 pts:1 pts_time:1 pos:       -1 fmt:rgba":                          {-1, -1},
+		"[Parsed_showinfo_2 @ 0x1] color_range:pc color_space:unknown":                                      {-1, -1},
+		"[h264 @ 0x1] n: 1 pos: 5":                         {-1, -1},
+		"[Parsed_showinfo_2 @ 0x1] n:  1 pts: 1 pos:  12x": {-1, -1},
+		"[Parsed_showinfo_2 @ 0x1] n: x1 pts: 1 pos:  12":  {-1, -1},
+		"[Parsed_showinfo_2 @ 0x1] n:  7 pts: 1 pos:   9":  {7, 9},
 	} {
-		got, ok := showinfoPos(line)
-		if want < 0 && ok || want >= 0 && (!ok || got != want) {
-			t.Errorf("showinfoPos(%q) = %d, %v; want %d", line, got, ok, want)
+		n, pos, ok := showinfoPos(line)
+		if want[0] < 0 && ok || want[0] >= 0 && (!ok || n != want[0] || pos != want[1]) {
+			t.Errorf("showinfoPos(%q) = %d, %d, %v; want %v", line, n, pos, ok, want)
 		}
 	}
 }

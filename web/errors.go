@@ -8,6 +8,7 @@ import (
 	mp4clip "github.com/kvsgate/kvsgate/clip"
 	"github.com/kvsgate/kvsgate/fragments"
 	"github.com/kvsgate/kvsgate/hls"
+	"github.com/kvsgate/kvsgate/images"
 	"github.com/kvsgate/kvsgate/session"
 	"github.com/labstack/echo/v4"
 )
@@ -74,6 +75,10 @@ func toAPIError(err error) *APIError {
 		return apiErr(http.StatusBadRequest, "UnsupportedStreamMediaTypeException", "%v", err)
 	case errors.Is(err, mp4clip.ErrInvalidMediaFrame):
 		return apiErr(http.StatusBadRequest, "InvalidMediaFrameException", "%v", err)
+	case errors.Is(err, images.ErrNoDecoder):
+		// A server without ffmpeg cannot make images: a server fault, said
+		// plainly (no KVS exception means "misconfigured server").
+		return apiErr(http.StatusInternalServerError, "InternalFailure", "%v", err)
 	case errors.Is(err, fragments.ErrNotFound):
 		return notFound("the requested resource was not found")
 	case errors.Is(err, fragments.ErrStreamExists):

@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 	mp4clip "github.com/kvsgate/kvsgate/clip"
 	"github.com/kvsgate/kvsgate/fragments"
+	"github.com/kvsgate/kvsgate/images"
 	"github.com/kvsgate/kvsgate/session"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -45,6 +46,8 @@ type Config struct {
 	// stays within ClipMaxBytes. Defaults 200 and 100 MiB, as KVS.
 	ClipMaxFragments int
 	ClipMaxBytes     int64
+	// Images configures GetImages' decoder and cache.
+	Images images.Config
 }
 
 // Server serves the KVS API.
@@ -60,6 +63,7 @@ type Server struct {
 	lingering     sync.WaitGroup // PutMedia connections ended before their body
 	sessions      *session.Keyring
 	headers       sync.Map // header id -> *fragments.Header (headers never change)
+	images        *images.Renderer
 }
 
 // New builds the server and its routes.
@@ -92,6 +96,10 @@ func New(cfg Config) *Server {
 		panic(err) // a key of the wrong size is a programming error: main checks it
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, auth: cfg.Verifier, sessions: keyring}
+	if cfg.Images.Logger == nil {
+		cfg.Images.Logger = cfg.Logger
+	}
+	s.images = images.New(cfg.Images)
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
@@ -99,12 +107,12 @@ func New(cfg Config) *Server {
 	// CORS on every API and playback endpoint, preflight included, so
 	// browser players and web apps on other origins can use kvsgate.
 	e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
-		AllowOrigins:  []string{"*"},
-		AllowMethods:  []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodOptions},
-		AllowHeaders:  []string{"*", "Authorization", "Content-Type", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256", "X-Amz-User-Agent", "Range"},
+		AllowOrigins: []string{"*"},
+		AllowMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodOptions},
+		AllowHeaders: []string{"*", "Authorization", "Content-Type", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256", "X-Amz-User-Agent", "Range"},
 		ExposeHeaders: []string{"x-amzn-ErrorType", "x-amz-RequestId", "x-amzn-RequestId", "Content-Length", "Content-Type",
 			"x-amzn-kvsgate-clip-truncated", "x-amzn-kvsgate-clip-next-timestamp"},
-		MaxAge:        86400,
+		MaxAge: 86400,
 	}))
 	s.e = e
 
@@ -136,6 +144,7 @@ func New(cfg Config) *Server {
 	e.POST("/getMedia", s.getMedia)
 	e.POST("/getMediaForFragmentList", s.getMediaForFragmentList)
 	e.POST("/getClip", s.getClip)
+	e.POST("/getImages", s.getImages)
 
 	// HLS sessions. Their resources are answered for GET and HEAD.
 	e.POST("/getHLSStreamingSessionURL", jsonAPI(s, s.getHLSStreamingSessionURL))

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -23,6 +24,7 @@ import (
 	"github.com/kvsgate/kvsgate/fragments"
 	"github.com/kvsgate/kvsgate/fragments/producer"
 	"github.com/kvsgate/kvsgate/fragments/sqlindex"
+	"github.com/kvsgate/kvsgate/images"
 	playback "github.com/kvsgate/kvsgate/session"
 	"github.com/kvsgate/kvsgate/web"
 )
@@ -48,7 +50,7 @@ func main() {
 
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage:
-  kvsgate serve [--listen 127.0.0.1:8080] [--data-dir ./data] [--public-url URL] [--credentials FILE] [--demo]
+  kvsgate serve [--listen 127.0.0.1:8080] [--data-dir ./data] [--public-url URL] [--credentials FILE] [--ffmpeg PATH] [--demo]
   kvsgate put --endpoint URL --stream NAME [--create] [--realtime] [--loop] FILE.mkv`)
 	os.Exit(2)
 }
@@ -66,6 +68,10 @@ func serve(args []string) error {
 	sessionKeyHex := fs.String("session-key", "", "hex AES-256 key sealing HLS/DASH session tokens (default: <data-dir>/session.key, created on first start); servers sharing it serve each other's sessions")
 	clipMaxFragments := fs.Int("clip-max-fragments", 200, "GetClip: most fragments in one clip (the first of the range; a response header says when a clip is cut)")
 	clipMaxBytes := fs.Int64("clip-max-bytes", 100<<20, "GetClip: largest clip file in bytes (whole fragments; the first is always included)")
+	ffmpegPath := fs.String("ffmpeg", "ffmpeg", "ffmpeg executable GetImages decodes with (a path, or a name looked up in PATH)")
+	imagesCacheMB := fs.Int("images-cache-mb", 64, "memory for GetImages' cache of encoded images, in MiB (0: no cache)")
+	imagesTimeout := fs.Duration("images-decode-timeout", 30*time.Second, "longest a GetImages decoder process may run")
+	imagesProcs := fs.Int("images-decoders", 0, "GetImages decoder processes at once, across requests (default: the CPU count)")
 	demo := fs.Bool("demo", false, "create the stream 'demo' and feed it forever from the bundled sample clip")
 	verbose := fs.Bool("v", false, "debug logging")
 	fs.Parse(args)
@@ -114,7 +120,15 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := web.New(web.Config{PublicURL: *publicURL, Store: store, Verifier: verifier, Logger: log, GetMediaConnections: *getMediaConns, SessionKey: key,
+	cacheBytes := int64(*imagesCacheMB) << 20
+	if cacheBytes == 0 {
+		cacheBytes = -1 // images.Config: negative disables the cache
+	}
+	imagesCfg := images.Config{FFmpeg: *ffmpegPath, CacheBytes: cacheBytes, Timeout: *imagesTimeout, Concurrency: *imagesProcs, Logger: log}
+	if _, err := exec.LookPath(*ffmpegPath); err != nil {
+		log.Warn("ffmpeg not found: GetImages will fail with InternalFailure until it is installed (apt-get install ffmpeg) or --ffmpeg points at it", "ffmpeg", *ffmpegPath, "err", err)
+	}
+	srv := web.New(web.Config{PublicURL: *publicURL, Store: store, Verifier: verifier, Logger: log, GetMediaConnections: *getMediaConns, SessionKey: key, Images: imagesCfg,
 		ClipMaxFragments: *clipMaxFragments, ClipMaxBytes: *clipMaxBytes})
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second}
 

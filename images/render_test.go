@@ -1,0 +1,681 @@
+package images
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"io"
+	"log/slog"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kvsgate/kvsgate/fragments"
+	"github.com/kvsgate/kvsgate/fragments/mkv"
+	"github.com/kvsgate/kvsgate/fragments/sqlindex"
+)
+
+// requireFFmpeg returns ffmpeg's path, or skips (fails under
+// KVSGATE_REQUIRE_TOOLS=1, as make test sets it).
+func requireFFmpeg(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		if os.Getenv("KVSGATE_REQUIRE_TOOLS") == "1" {
+			t.Fatalf("ffmpeg is required: %v", err)
+		}
+		t.Skip("ffmpeg not installed")
+	}
+	return p
+}
+
+// The index pattern: a 320x240 picture whose ten blocks (two rows of
+// five, 64x120 each) are white or black for the bits of the frame index,
+// bit 0 top left. Reading it back needs no OCR and survives H.264, scaling
+// to a few pixels a block and JPEG at any sane quality.
+const (
+	patW, patH = 320, 240
+	patBits    = 10
+)
+
+// indexFilter is the lavfi source of the pattern for frames first, first+1, ...
+func indexFilter(fps, first int) string {
+	return fmt.Sprintf("color=c=black:s=%dx%d:r=%d,format=yuv420p,geq=lum='if(bitand(N+%d\\,pow(2\\,floor(X/64)+5*floor(Y/120)))\\,235\\,16)':cb=128:cr=128,noise=alls=16:allf=t",
+		patW, patH, fps, first)
+}
+
+// makeIndexMKV encodes seconds of the pattern (frame indexes from first,
+// the first frame at first/fps s) with 1 s GOPs and B-frames as Matroska.
+func makeIndexMKV(t testing.TB, dir, name, enc string, fps, first, seconds int) string {
+	t.Helper()
+	ffmpeg := requireFFmpeg(t)
+	path := filepath.Join(dir, name)
+	args := []string{"-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi", "-i", indexFilter(fps, first),
+		"-t", fmt.Sprint(seconds), "-pix_fmt", "yuv420p", "-g", fmt.Sprint(fps), "-keyint_min", fmt.Sprint(fps), "-bf", "3"}
+	switch enc {
+	case "hevc":
+		args = append(args, "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error:bframes=3:b-adapt=0:scenecut=0:open-gop=0")
+	default:
+		args = append(args, "-c:v", "libx264", "-preset", "veryfast", "-sc_threshold", "0", "-x264-params", "b-adapt=0")
+	}
+	args = append(args, "-output_ts_offset", fmt.Sprintf("%d.%03d", first/fps, first%fps*1000/fps), path)
+	if out, err := exec.Command(ffmpeg, args...).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	return path
+}
+
+// readIndex reads the pattern's index back from an image of any size.
+func readIndex(img image.Image) int {
+	b := img.Bounds()
+	n := 0
+	for bit := range patBits {
+		cx := (bit%5*64 + 32) * b.Dx() / patW
+		cy := (bit/5*120 + 60) * b.Dy() / patH
+		var sum, cnt int
+		for y := cy - 2; y <= cy+2; y++ {
+			for x := cx - 2; x <= cx+2; x++ {
+				if x >= b.Min.X && x < b.Max.X && y >= b.Min.Y && y < b.Max.Y {
+					sum += int(color.GrayModel.Convert(img.At(x, y)).(color.Gray).Y)
+					cnt++
+				}
+			}
+		}
+		if cnt > 0 && sum/cnt > 128 {
+			n |= 1 << bit
+		}
+	}
+	return n
+}
+
+// testStore is a store with one stream for the ingested files.
+type testStore struct {
+	s     *fragments.Store
+	st    *fragments.Stream
+	start map[*Fragment]int64 // producer timestamps
+}
+
+func newTestStore(t testing.TB) *testStore {
+	t.Helper()
+	dir := t.TempDir()
+	idx, err := sqlindex.Open(filepath.Join(dir, "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := fragments.NewStore(idx, fragments.DiskPayloads{Dir: filepath.Join(dir, "payload")},
+		fragments.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	st, err := s.CreateStream(fragments.NewStream{Name: "images", RetentionHours: 24})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testStore{s: s, st: st, start: map[*Fragment]int64{}}
+}
+
+// put ingests a Matroska file as PutMedia does (ABSOLUTE timecodes).
+func (ts *testStore) put(t testing.TB, data []byte) {
+	t.Helper()
+	var mu sync.Mutex
+	err := ts.s.Put(context.Background(), ts.st, fragments.PutOptions{Abort: func() {}}, bytes.NewReader(data), func(a fragments.Ack) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if a.EventType == fragments.AckError {
+			return fmt.Errorf("ack %+v", a)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fragments returns the stream's fragments in producer time order, as the
+// renderer takes them.
+func (ts *testStore) fragments(t testing.TB) []*Fragment {
+	t.Helper()
+	rows, err := ts.s.Index.Fragments(fragments.FragmentQuery{StreamID: ts.st.ID, By: fragments.ByProducer, To: 1 << 62, AfterTS: -1, Limit: 10000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*Fragment
+	for i := range rows {
+		row := rows[i]
+		meta, err := ts.s.Index.Meta(row.StreamID, row.Ordinal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := ts.s.Index.Header(row.HeaderID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, &Fragment{StreamID: row.StreamID, Number: row.Number, Header: h, Samples: meta.Samples,
+			Open: func() (io.ReaderAt, io.Closer, error) {
+				fr, err := ts.s.OpenFragment(&row)
+				if err != nil {
+					return nil, nil, err
+				}
+				return fr, fr, nil
+			}})
+		ts.start[out[len(out)-1]] = row.ProducerNS
+	}
+	return out
+}
+
+func decodeImage(t testing.TB, b []byte) image.Image {
+	t.Helper()
+	img, _, err := image.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("image does not decode: %v", err)
+	}
+	return img
+}
+
+func newTestRenderer(cfg Config) *Renderer {
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	return New(cfg)
+}
+
+// TestRenderEveryFrame renders every frame of 4 s of the index pattern
+// (10 fps, 1 s GOPs, B-frames in decode order) at once and one by one, in
+// H.264 and H.265, and reads each frame's index back from its pixels.
+func TestRenderEveryFrame(t *testing.T) {
+	for _, enc := range []string{"h264", "hevc"} {
+		t.Run(enc, func(t *testing.T) {
+			dir := t.TempDir()
+			ts := newTestStore(t)
+			ts.put(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", enc, 10, 0, 4)))
+			frags := ts.fragments(t)
+			if len(frags) != 4 {
+				t.Fatalf("%d fragments, want 4 (one per GOP)", len(frags))
+			}
+			var reqs []Request
+			var want []int
+			reordered := false
+			for _, f := range frags {
+				for i, s := range f.Samples {
+					if s.Track != 0 {
+						continue
+					}
+					reqs = append(reqs, Request{Frag: f, Sample: i})
+					want = append(want, int((ts.start[f]+s.PTS)/100e6))
+					if i > 0 && s.PTS < f.Samples[i-1].PTS {
+						reordered = true
+					}
+				}
+			}
+			if len(reqs) != 40 || !reordered {
+				t.Fatalf("%d frames, reordered %v: want 40 frames stored in decode order", len(reqs), reordered)
+			}
+			r := newTestRenderer(Config{CacheBytes: -1})
+			res, err := r.Render(context.Background(), Spec{Format: JPEG}, reqs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, rs := range res {
+				if rs.Err != nil {
+					t.Fatalf("frame %d: %v", want[i], rs.Err)
+				}
+				if got := readIndex(decodeImage(t, rs.Image)); got != want[i] {
+					t.Errorf("image %d shows frame %d, want %d", i, got, want[i])
+				}
+			}
+			st := r.Stats()
+			if st.Images != 40 || st.FramesFed != 40 || st.Processes < 1 || st.Processes > int64(r.cfg.Concurrency) {
+				t.Fatalf("stats %+v: want 40 frames fed and returned by 1 to %d processes", st, r.cfg.Concurrency)
+			}
+			// One at a time (a GOP decoded up to each frame), in reverse.
+			for i := len(reqs) - 1; i >= 0; i -= 3 {
+				res, err := r.Render(context.Background(), Spec{Format: PNG, Width: 64}, reqs[i:i+1])
+				if err != nil || res[0].Err != nil {
+					t.Fatalf("frame %d: %v %v", want[i], err, res[0].Err)
+				}
+				img := decodeImage(t, res[0].Image)
+				if img.Bounds().Dx() != 64 || img.Bounds().Dy() != 48 {
+					t.Fatalf("size %v, want 64x48", img.Bounds())
+				}
+				if got := readIndex(img); got != want[i] {
+					t.Errorf("alone: image shows frame %d, want %d", got, want[i])
+				}
+			}
+		})
+	}
+}
+
+func readFile(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// corruptFrames overwrites the frames of the given Matroska clusters
+// (0-based) with garbage: keep=true keeps each frame's NAL unit framing
+// (lengths and NAL headers) and randomizes the rest, so the decoder gets
+// well-formed NAL units of nonsense; keep=false randomizes every byte.
+func corruptFrames(t testing.TB, data []byte, clusters []int, keep bool) []byte {
+	t.Helper()
+	out := bytes.Clone(data)
+	rnd := rand.New(rand.NewSource(7))
+	frames := mkvFrames(t, data)
+	n := 0
+	for _, f := range frames {
+		if !containsInt(clusters, f.cluster) {
+			continue
+		}
+		b := out[f.off : f.off+f.size]
+		if !keep {
+			rnd.Read(b)
+			n++
+			continue
+		}
+		for p := 0; p+4 < len(b); {
+			l := int(uint32(b[p])<<24 | uint32(b[p+1])<<16 | uint32(b[p+2])<<8 | uint32(b[p+3]))
+			if l <= 0 || p+4+l > len(b) {
+				break
+			}
+			if l > 1 {
+				rnd.Read(b[p+5 : p+4+l])
+			}
+			p += 4 + l
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatal("no frames corrupted")
+	}
+	return out
+}
+
+// mkvFrame is where a frame's bytes are in a Matroska file.
+type mkvFrame struct {
+	cluster   int
+	off, size int
+}
+
+func mkvFrames(t testing.TB, data []byte) []mkvFrame {
+	t.Helper()
+	rd := mkv.NewReader(bytes.NewReader(data))
+	var out []mkvFrame
+	cluster := -1
+	for {
+		ev, err := rd.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch ev.Kind {
+		case mkv.KindClusterStart:
+			cluster++
+		case mkv.KindBlock:
+			for _, f := range ev.Block.Frames {
+				out = append(out, mkvFrame{cluster, int(ev.Offset) + f.Off, f.Len})
+			}
+		}
+	}
+}
+
+func containsInt(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// TestRenderGarbage: frames that are garbage, with or without NAL framing,
+// are ErrMedia; the good frames of the same call and later calls decode.
+func TestRenderGarbage(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprintf("framing=%v", keep), func(t *testing.T) {
+			dir := t.TempDir()
+			ts := newTestStore(t)
+			ts.put(t, corruptFrames(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", "h264", 10, 0, 3)), []int{1}, keep))
+			frags := ts.fragments(t)
+			if len(frags) != 3 {
+				t.Fatalf("%d fragments", len(frags))
+			}
+			r := newTestRenderer(Config{})
+			var reqs []Request
+			for _, f := range frags {
+				for _, rel := range []int64{0, 450e6, 950e6} {
+					reqs = append(reqs, Request{Frag: f, Sample: FrameAt(f.Samples, rel)})
+				}
+			}
+			for range 2 { // the second time from the cache, failures included
+				res, err := r.Render(context.Background(), Spec{Format: JPEG}, reqs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, rs := range res {
+					bad := i/3 == 1
+					switch {
+					case bad && !errors.Is(rs.Err, ErrMedia):
+						t.Errorf("garbage frame %d: err %v, want ErrMedia", i, rs.Err)
+					case !bad && rs.Err != nil:
+						t.Errorf("good frame %d: %v", i, rs.Err)
+					case !bad:
+						if got, want := readIndex(decodeImage(t, rs.Image)), []int{0, 4, 9}[i%3]+10*(i/3); got != want {
+							t.Errorf("frame %d shows %d, want %d", i, got, want)
+						}
+					}
+				}
+			}
+			if st := r.CacheStats(); st.Hits != int64(len(reqs)) {
+				t.Errorf("cache %+v: want %d hits on the second call", st, len(reqs))
+			}
+		})
+	}
+}
+
+// TestRenderNoFFmpeg: a missing ffmpeg is ErrNoDecoder, once decoding is
+// needed.
+func TestRenderNoFFmpeg(t *testing.T) {
+	dir := t.TempDir()
+	ts := newTestStore(t)
+	ts.put(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", "h264", 10, 0, 1)))
+	f := ts.fragments(t)[0]
+	r := newTestRenderer(Config{FFmpeg: filepath.Join(dir, "no-ffmpeg")})
+	_, err := r.Render(context.Background(), Spec{Format: JPEG}, []Request{{Frag: f, Sample: 0}})
+	if !errors.Is(err, ErrNoDecoder) || !strings.Contains(err.Error(), "ffmpeg") {
+		t.Fatalf("err %v, want ErrNoDecoder", err)
+	}
+	// Nothing to decode (a frame that is not of the first track): no error.
+	res, err := r.Render(context.Background(), Spec{Format: JPEG}, []Request{{Frag: f, Sample: len(f.Samples)}})
+	if err != nil || !errors.Is(res[0].Err, ErrMedia) {
+		t.Fatalf("err %v, result %v", err, res[0].Err)
+	}
+}
+
+// TestRenderTimeout: a decoder that does not finish in time fails its
+// frames (not cached), and the renderer keeps working.
+func TestRenderTimeout(t *testing.T) {
+	dir := t.TempDir()
+	ts := newTestStore(t)
+	ts.put(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", "h264", 10, 0, 1)))
+	f := ts.fragments(t)[0]
+	slow := filepath.Join(dir, "slow-ffmpeg")
+	if err := os.WriteFile(slow, []byte("#!/bin/sh\nexec sleep 30\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := newTestRenderer(Config{FFmpeg: slow, Timeout: 300 * time.Millisecond})
+	began := time.Now()
+	res, err := r.Render(context.Background(), Spec{Format: JPEG}, []Request{{Frag: f, Sample: 0}})
+	if err != nil || !errors.Is(res[0].Err, ErrMedia) || !strings.Contains(res[0].Err.Error(), "timed out") {
+		t.Fatalf("err %v, result %v", err, res[0].Err)
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		t.Fatalf("took %s", d)
+	}
+	if st := r.CacheStats(); st.Entries != 0 {
+		t.Fatalf("a timeout was cached: %+v", st)
+	}
+}
+
+func TestRenderQualityAndFormats(t *testing.T) {
+	dir := t.TempDir()
+	ts := newTestStore(t)
+	ts.put(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", "h264", 10, 0, 1)))
+	f := ts.fragments(t)[0]
+	r := newTestRenderer(Config{})
+	req := []Request{{Frag: f, Sample: FrameAt(f.Samples, 500e6)}}
+	prev := 0
+	for _, q := range []int{1, 30, 80, 100} {
+		res, err := r.Render(context.Background(), Spec{Format: JPEG, Quality: q}, req)
+		if err != nil || res[0].Err != nil {
+			t.Fatal(err, res[0].Err)
+		}
+		if _, err := jpeg.Decode(bytes.NewReader(res[0].Image)); err != nil {
+			t.Fatal(err)
+		}
+		if len(res[0].Image) <= prev {
+			t.Errorf("quality %d: %d bytes, not more than %d at the lower quality", q, len(res[0].Image), prev)
+		}
+		prev = len(res[0].Image)
+	}
+	res, err := r.Render(context.Background(), Spec{Format: PNG}, req)
+	if err != nil || res[0].Err != nil {
+		t.Fatal(err, res[0].Err)
+	}
+	img, err := png.Decode(bytes.NewReader(res[0].Image))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if readIndex(img) != 5 || img.Bounds() != image.Rect(0, 0, patW, patH) {
+		t.Fatalf("PNG shows %d at %v", readIndex(img), img.Bounds())
+	}
+	// Full range: black blocks are black, white blocks white.
+	for _, p := range []image.Point{{32, 60}, {32 + 64, 60}} {
+		sum := 0
+		for y := p.Y - 4; y < p.Y+4; y++ {
+			for x := p.X - 4; x < p.X+4; x++ {
+				sum += int(color.GrayModel.Convert(img.At(x, y)).(color.Gray).Y)
+			}
+		}
+		if g := sum / 64; g > 10 && g < 245 {
+			t.Errorf("block at %v is %d on average: want about 0 or 255 (full range)", p, g)
+		}
+	}
+	if _, err := r.Render(context.Background(), Spec{Format: JPEG, Quality: 101}, req); err == nil {
+		t.Error("quality 101 accepted")
+	}
+}
+
+// TestRenderFeedsOnlyWhatIsNeeded: a frame is decoded from its GOP's key
+// frame without the frames after it in decode order and without the
+// non-reference pictures before it; several frames of one GOP take one
+// pass.
+func TestRenderFeedsOnlyWhatIsNeeded(t *testing.T) {
+	for _, enc := range []string{"h264", "hevc"} {
+		t.Run(enc, func(t *testing.T) {
+			dir := t.TempDir()
+			ts := newTestStore(t)
+			ts.put(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", enc, 10, 0, 1)))
+			f := ts.fragments(t)[0]
+			cfg, err := parseTrack(&f.Header.Tracks[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			payload, closer, err := f.Open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closer.Close()
+			// The last frame in decode order: everything before it that is
+			// a reference, and itself.
+			last, refs, nonRefs := -1, 0, 0
+			for i, s := range f.Samples {
+				if s.Track != 0 {
+					continue
+				}
+				last = i
+				b := make([]byte, s.Size)
+				payload.ReadAt(b, s.Offset)
+				if cfg.inspect(b).ref {
+					refs++
+				} else {
+					nonRefs++
+				}
+			}
+			lastRef := 0
+			if b := make([]byte, f.Samples[last].Size); true {
+				payload.ReadAt(b, f.Samples[last].Offset)
+				if cfg.inspect(b).ref {
+					lastRef = 1
+				}
+			}
+			if nonRefs < 3 {
+				t.Fatalf("%d non-reference frames: the stream does not test this", nonRefs)
+			}
+			r := newTestRenderer(Config{})
+			want := refs + 1 - lastRef // the references (the key frame among them) and the frame
+			res, err := r.Render(context.Background(), Spec{Format: JPEG, Width: 32}, []Request{{Frag: f, Sample: last}})
+			if err != nil || res[0].Err != nil {
+				t.Fatal(err, res[0].Err)
+			}
+			if st := r.Stats(); st.FramesFed != int64(want) || st.Processes != 1 {
+				t.Fatalf("stats %+v: want %d frames fed (the key frame, the references after it and the frame) by one process", st, want)
+			}
+			// The key frame and the frame after it in decode order, in one
+			// request: one process, two frames.
+			r = newTestRenderer(Config{})
+			k := -1
+			for i, s := range f.Samples {
+				if s.Track == 0 && i > 0 {
+					k = i
+					break
+				}
+			}
+			res, err = r.Render(context.Background(), Spec{Format: JPEG, Width: 32}, []Request{{Frag: f, Sample: 0}, {Frag: f, Sample: k}})
+			if err != nil || res[0].Err != nil || res[1].Err != nil {
+				t.Fatal(err, res)
+			}
+			if st := r.Stats(); st.FramesFed != 2 || st.Processes != 1 || st.Images != 2 {
+				t.Fatalf("stats %+v: want 2 frames fed and returned by one process", st)
+			}
+		})
+	}
+}
+
+// wrapFFmpeg writes a script that runs before (and around) the real
+// ffmpeg and returns its path.
+func wrapFFmpeg(t *testing.T, dir, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, "ffmpeg-wrapper")
+	script := "#!/bin/sh\nREAL=" + requireFFmpeg(t) + "\nD=" + dir + "\n" + body + "\n"
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestRenderConcurrencyBound: however many requests come at once, at most
+// Concurrency decoder processes run, and every image is still right.
+func TestRenderConcurrencyBound(t *testing.T) {
+	dir := t.TempDir()
+	ts := newTestStore(t)
+	ts.put(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", "h264", 10, 0, 6)))
+	frags := ts.fragments(t)
+	// Each process leaves a marker while it runs (held a while, so that
+	// overlapping ones see each other) and logs how many it saw.
+	wrapper := wrapFFmpeg(t, dir, `touch $D/run.$$
+ls $D | grep -c '^run\.' >> $D/counts
+sleep 0.3
+$REAL "$@"; rc=$?
+rm -f $D/run.$$
+exit $rc`)
+	r := newTestRenderer(Config{FFmpeg: wrapper, Concurrency: 2})
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for c := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var reqs []Request
+			var want []int
+			for i, f := range frags {
+				k := FrameAt(f.Samples, int64(c+3)*100e6)
+				reqs = append(reqs, Request{Frag: f, Sample: k})
+				want = append(want, 10*i+c+3)
+			}
+			res, err := r.Render(context.Background(), Spec{Format: JPEG, Width: 80}, reqs)
+			if err != nil {
+				errs <- err
+				return
+			}
+			for i, rs := range res {
+				if rs.Err != nil {
+					errs <- rs.Err
+					return
+				}
+				if got := readIndex(decodeImage(t, rs.Image)); got != want[i] {
+					errs <- fmt.Errorf("request %d image %d shows %d, want %d", c, i, got, want[i])
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	counts := strings.Fields(string(readFile(t, filepath.Join(dir, "counts"))))
+	peak := 0
+	for _, c := range counts {
+		var n int
+		fmt.Sscan(c, &n)
+		peak = max(peak, n)
+	}
+	if len(counts) != 6 || peak != 2 {
+		t.Fatalf("%d processes, at most %d at once: want 6 (3 requests of 2 batches), 2 at once", len(counts), peak)
+	}
+}
+
+// TestRenderDecoderCrash: a decoder that dies of a signal fails its
+// frames (not cached: it may not be the media's fault); the next call
+// decodes.
+func TestRenderDecoderCrash(t *testing.T) {
+	dir := t.TempDir()
+	ts := newTestStore(t)
+	ts.put(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", "h264", 10, 0, 1)))
+	f := ts.fragments(t)[0]
+	// The first run crashes; later ones are the real ffmpeg.
+	wrapper := wrapFFmpeg(t, dir, `if [ ! -e $D/crashed ]; then touch $D/crashed; kill -SEGV $$; fi
+exec $REAL "$@"`)
+	r := newTestRenderer(Config{FFmpeg: wrapper})
+	req := []Request{{Frag: f, Sample: FrameAt(f.Samples, 300e6)}}
+	res, err := r.Render(context.Background(), Spec{Format: JPEG}, req)
+	if err != nil || !errors.Is(res[0].Err, ErrMedia) {
+		t.Fatalf("crash: %v %v", err, res[0].Err)
+	}
+	res, err = r.Render(context.Background(), Spec{Format: JPEG}, req)
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("after the crash: %v %v", err, res[0].Err)
+	}
+	if got := readIndex(decodeImage(t, res[0].Image)); got != 3 {
+		t.Fatalf("shows %d, want 3", got)
+	}
+}
+
+// TestRenderLostPosition: if a frame's showinfo line goes missing, the
+// frames from there fail; none is given another frame's picture.
+func TestRenderLostPosition(t *testing.T) {
+	dir := t.TempDir()
+	ts := newTestStore(t)
+	ts.put(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", "h264", 10, 0, 1)))
+	f := ts.fragments(t)[0]
+	// ffmpeg's stdout goes through fd 3; its stderr loses the first frame line.
+	wrapper := wrapFFmpeg(t, dir, `{ $REAL "$@" 2>&1 1>&3 3>&- | sed '0,/Parsed_showinfo.*\] n:/{//d}' 1>&2; } 3>&1`)
+	r := newTestRenderer(Config{FFmpeg: wrapper})
+	var reqs []Request
+	for _, rel := range []int64{200e6, 500e6, 800e6} {
+		reqs = append(reqs, Request{Frag: f, Sample: FrameAt(f.Samples, rel)})
+	}
+	res, err := r.Render(context.Background(), Spec{Format: JPEG}, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, rs := range res {
+		if rs.Err == nil {
+			t.Errorf("image %d (frame %d) came back, showing %d: want ErrMedia", i, []int{2, 5, 8}[i], readIndex(decodeImage(t, rs.Image)))
+		}
+	}
+}

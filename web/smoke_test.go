@@ -43,3 +43,28 @@ func TestPutSampleClip(t *testing.T) {
 		}
 	}
 }
+
+// TestPutLoop: `kvsgate put --loop` (and the demo feeder) continues the
+// timecodes from pass to pass: the demo clip's audio starts before its first
+// cluster's timecode, and a pass that started too early was refused (4004).
+func TestPutLoop(t *testing.T) {
+	ts := newTestServer(t, nil, fragments.Config{})
+	clip, err := os.ReadFile(filepath.Join(testRepo, "cmd/kvsgate/demo/sample.mkv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	persisted := 0
+	stats, err := producer.Put(ctx, bytes.NewReader(clip), producer.Options{Endpoint: ts.URL, Stream: "loop", Create: true, Loop: true,
+		OnAck: func(a producer.Ack) {
+			if a.EventType == "PERSISTED" {
+				if persisted++; persisted == 35 {
+					cancel() // three and a half passes
+				}
+			}
+		}})
+	if stats == nil || stats.Acks["ERROR"] != 0 || persisted < 35 {
+		t.Fatalf("looping: %v, acks %v, err %v", persisted, stats, err)
+	}
+}

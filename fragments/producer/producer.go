@@ -81,7 +81,7 @@ func load(r io.Reader) (*clip, error) {
 	rd := mkv.NewReader(r)
 	c := &clip{scale: 1000000}
 	var cur *cluster
-	var lastEnd int64
+	earliest, lastEnd := int64(1<<62), int64(-1<<62)
 	for {
 		ev, err := rd.Next()
 		if err == io.EOF {
@@ -111,21 +111,28 @@ func load(r io.Reader) (*clip, error) {
 		case mkv.KindBlock:
 			rel := int64(ev.Block.Timecode)
 			cur.blocks = append(cur.blocks, block{raw: bytes.Clone(ev.Raw), rel: rel})
-			lastEnd = max(lastEnd, cur.timecode+rel)
+			earliest, lastEnd = min(earliest, cur.timecode+rel), max(lastEnd, cur.timecode+rel)
 		}
 	}
 	if len(c.clusters) == 0 {
 		return nil, errors.New("producer: no clusters in the file")
 	}
-	first := c.clusters[0].timecode
-	// One frame interval past the last frame, estimated from the average.
+	// A loop pass lasts from the earliest frame (audio may come before the
+	// first cluster's timecode) to one frame interval past the last, so
+	// that every frame of the next pass comes after every frame of this one
+	// on each track (PutMedia's rule 4004).
 	n := 0
 	for _, cl := range c.clusters {
 		n += len(cl.blocks)
 	}
-	c.duration = lastEnd - first
+	if n == 0 {
+		return nil, errors.New("producer: no frames in the file")
+	}
+	c.duration = lastEnd - earliest
 	if n > 1 {
-		c.duration += c.duration / int64(n-1)
+		c.duration += max(1, c.duration/int64(n-1))
+	} else {
+		c.duration = max(c.duration, 1)
 	}
 	return c, nil
 }

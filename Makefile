@@ -54,7 +54,12 @@ test: test-tools players vet
 # Short fuzzing of every target (not part of `make test`).
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime 60s ./fragments/mkv/
-	$(GO) test -run '^$$' -fuzz FuzzParseAuthorization -fuzztime 60s ./web/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeMeta -fuzztime 30s ./fragments/
+	$(GO) test -run '^$$' -fuzz FuzzOpen -fuzztime 30s ./session/
+	$(GO) test -run '^$$' -fuzz FuzzAnnexB -fuzztime 30s ./images/
+	for f in FuzzParseAuthorization FuzzJSONBodies FuzzFragmentToken FuzzParseEpoch FuzzImagesToken FuzzSessionQuery; do \
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 30s ./web/ || exit 1; \
+	done
 
 run:
 	$(GO) run ./cmd/kvsgate serve --demo

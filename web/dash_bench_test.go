@@ -4,7 +4,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,26 +27,13 @@ import (
 // one with the HLS tests' SPS/PPS for that header id. The data dir is not
 // changed.
 func BenchmarkDASHManifestOnDemand5000(b *testing.B) {
-	dir := os.Getenv("KVSGATE_BENCH_DATA")
-	if dir == "" {
-		b.Skip("KVSGATE_BENCH_DATA is not set: make a data dir with `go run ./cmd/kvsgate-bench listfragments` first")
-	}
-	ts := startTestServer(b, dir, nil, fragments.Config{})
-	st, err := ts.Store.Stream("bench", "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	first, err := ts.Store.Index.Fragments(fragments.FragmentQuery{StreamID: st.ID, By: fragments.ByOrdinal, Limit: 1})
-	if err != nil || len(first) != 1 {
-		b.Fatalf("no fragments: %v", err)
-	}
-	h, err := ts.Store.Index.Header(first[0].HeaderID)
+	ts, st, first, count := openBenchStream(b)
+	h, err := ts.Store.Index.Header(first.HeaderID)
 	if err != nil {
 		b.Fatal(err)
 	}
 	h.Tracks[0].CodecPrivate = hlsVideo.CodecPrivate
 	ts.Server.headers.Store(h.ID, h)
-	count, _ := ts.Store.Index.LastOrdinal(st.ID)
 	const n, spacing = 5000, int64(2 * time.Second) // the generated fragments are 2 s apart
 	for _, display := range []bool{false, true} {
 		name := "plain"
@@ -60,7 +46,7 @@ func BenchmarkDASHManifestOnDemand5000(b *testing.B) {
 			var size int
 			client := &http.Client{}
 			for b.Loop() {
-				from := first[0].ServerNS + rng.Int64N((count-2*n)*spacing)
+				from := first.ServerNS + rng.Int64N((count-2*n)*spacing)
 				sess := session.New(session.Session{Protocol: session.DASH, StreamID: st.ID, Mode: session.OnDemand, StartNS: from,
 					EndNS: from + 24*int64(time.Hour), HasEnd: true, MaxResults: n, DisplayNumber: display, DisplayTimestamp: display}, time.Now(), time.Hour)
 				u := ts.URL + "/dash/v1/getDASHManifest.mpd?SessionToken=" + ts.Server.sessions.Seal(sess)

@@ -24,26 +24,13 @@ import (
 // `go run ./cmd/kvsgate-bench listfragments` generates; set
 // KVSGATE_BENCH_DATA to it). Reports p50-ms and p99-ms per playlist.
 func BenchmarkHLSMediaPlaylistOnDemand5000(b *testing.B) {
-	dir := os.Getenv("KVSGATE_BENCH_DATA")
-	if dir == "" {
-		b.Skip("KVSGATE_BENCH_DATA is not set: make a data dir with `go run ./cmd/kvsgate-bench listfragments` first")
-	}
-	ts := startTestServer(b, dir, nil, fragments.Config{})
-	st, err := ts.Store.Stream("bench", "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	first, err := ts.Store.Index.Fragments(fragments.FragmentQuery{StreamID: st.ID, By: fragments.ByOrdinal, Limit: 1})
-	if err != nil || len(first) != 1 {
-		b.Fatalf("no fragments: %v", err)
-	}
-	count, _ := ts.Store.Index.LastOrdinal(st.ID)
+	ts, st, first, count := openBenchStream(b)
 	const n, spacing = 5000, int64(2 * time.Second) // the generated fragments are 2 s apart
 	rng := rand.New(rand.NewPCG(1, 2))
 	var lat []time.Duration
 	client := &http.Client{}
 	for b.Loop() {
-		from := first[0].ServerNS + rng.Int64N((count-2*n)*spacing)
+		from := first.ServerNS + rng.Int64N((count-2*n)*spacing)
 		sess := session.New(session.Session{Protocol: session.HLS, StreamID: st.ID, Mode: session.OnDemand, StartNS: from, EndNS: from + 24*int64(time.Hour), HasEnd: true, MaxResults: n}, time.Now(), time.Hour)
 		u := ts.URL + "/hls/v1/getHLSMediaPlaylist.m3u8?TrackNumber=1&SessionToken=" + ts.Server.sessions.Seal(sess)
 		start := time.Now()
@@ -194,4 +181,30 @@ func mustUint(b testing.TB, s string) uint64 {
 		b.Fatal(err)
 	}
 	return n
+}
+
+// openBenchStream serves the 1M-fragment data dir that `go run
+// ./cmd/kvsgate-bench listfragments` generates (KVSGATE_BENCH_DATA; the
+// benchmark is skipped without it) and returns its stream "bench", first
+// fragment and fragment count.
+func openBenchStream(b *testing.B) (*testServer, *fragments.Stream, fragments.Fragment, int64) {
+	b.Helper()
+	dir := os.Getenv("KVSGATE_BENCH_DATA")
+	if dir == "" {
+		b.Skip("KVSGATE_BENCH_DATA is not set: make a data dir with `go run ./cmd/kvsgate-bench listfragments` first")
+	}
+	ts := startTestServer(b, dir, nil, fragments.Config{})
+	st, err := ts.Store.Stream("bench", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	first, err := ts.Store.Index.Fragments(fragments.FragmentQuery{StreamID: st.ID, By: fragments.ByOrdinal, Limit: 1})
+	if err != nil || len(first) != 1 {
+		b.Fatalf("no fragments: %v", err)
+	}
+	count, err := ts.Store.Index.LastOrdinal(st.ID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ts, st, first[0], count
 }

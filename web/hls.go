@@ -416,7 +416,7 @@ func (s *Server) sessionFragment(r *hlsRequest) (*fragments.Fragment, *fragments
 	if err != nil || !reFragmentNumber.MatchString(v) {
 		return nil, nil, invalidArg("FragmentNumber %.130q is not a fragment number", v)
 	}
-	f, err := s.store.Index.FragmentByNumber(r.st.ID, n)
+	f, err := s.segments.fragment(r.st.ID, n, func() (*fragments.Fragment, error) { return s.store.Index.FragmentByNumber(r.st.ID, n) })
 	if errors.Is(err, fragments.ErrNotFound) || (err == nil && f.ServerNS < r.st.Cutoff(time.Now())) {
 		return nil, nil, notFound("fragment %s is not in the session", v)
 	}
@@ -519,17 +519,23 @@ func (s *Server) hlsMP4Media(c echo.Context) error {
 	if track == 0 {
 		return invalidArg("TrackNumber is required")
 	}
-	seg, done, err := s.segment(r, f, h)
+	body, err := s.segments.body(f, segVariant{track: track, producer: r.sess.Producer}, func() ([]byte, error) {
+		seg, done, err := s.segment(r, f, h)
+		if err != nil {
+			return nil, err
+		}
+		defer done()
+		var buf bytes.Buffer
+		buf.Grow(int(f.Size) + 4096)
+		if err := hls.WriteMP4Media(&buf, seg, track-1); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	})
 	if err != nil {
 		return err
 	}
-	defer done()
-	var buf bytes.Buffer
-	buf.Grow(int(f.Size) + 4096)
-	if err := hls.WriteMP4Media(&buf, seg, track-1); err != nil {
-		return err
-	}
-	return send(c, "video/mp4", r.cacheFor(true), buf.Bytes())
+	return send(c, "video/mp4", r.cacheFor(true), body)
 }
 
 func (s *Server) hlsTS(c echo.Context) error {
@@ -541,15 +547,21 @@ func (s *Server) hlsTS(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	seg, done, err := s.segment(r, f, h)
+	body, err := s.segments.body(f, segVariant{ts: true, producer: r.sess.Producer}, func() ([]byte, error) {
+		seg, done, err := s.segment(r, f, h)
+		if err != nil {
+			return nil, err
+		}
+		defer done()
+		var buf bytes.Buffer
+		buf.Grow(int(f.Size)*11/10 + 4096)
+		if err := hls.WriteTS(&buf, seg); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	})
 	if err != nil {
 		return err
 	}
-	defer done()
-	var buf bytes.Buffer
-	buf.Grow(int(f.Size)*11/10 + 4096)
-	if err := hls.WriteTS(&buf, seg); err != nil {
-		return err
-	}
-	return send(c, "video/mp2t", r.cacheFor(true), buf.Bytes())
+	return send(c, "video/mp2t", r.cacheFor(true), body)
 }

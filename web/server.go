@@ -54,6 +54,7 @@ type Server struct {
 	lingering     sync.WaitGroup // PutMedia connections ended before their body
 	sessions      *session.Keyring
 	headers       sync.Map // header id -> *fragments.Header (headers never change)
+	segments      *segmentCache
 }
 
 // New builds the server and its routes.
@@ -79,7 +80,8 @@ func New(cfg Config) *Server {
 	if err != nil {
 		panic(err) // a key of the wrong size is a programming error: main checks it
 	}
-	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, auth: cfg.Verifier, sessions: keyring}
+	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, auth: cfg.Verifier, sessions: keyring,
+		segments: newSegmentCache(segmentCacheBytes, segmentCacheFragments)}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError

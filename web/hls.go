@@ -245,7 +245,7 @@ func (s *Server) openSession(c echo.Context, proto session.Protocol) (*hlsReques
 	if sess.Protocol != proto {
 		return nil, session.ErrInvalid
 	}
-	st, err := s.store.Index.StreamByID(sess.StreamID)
+	st, err := s.sessionStream(sess.StreamID, time.Now())
 	if err != nil {
 		if errors.Is(err, fragments.ErrNotFound) {
 			return nil, notFound("the session's stream no longer exists")
@@ -253,6 +253,35 @@ func (s *Server) openSession(c echo.Context, proto session.Protocol) (*hlsReques
 		return nil, err
 	}
 	return &hlsRequest{c: c, sess: sess, st: st, token: token}, nil
+}
+
+// sessionStreamTTL is how long session requests reuse a stream looked up
+// by id. Every playlist and segment request of every session names its
+// stream, and with 1000 LIVE sessions the lookup was over a quarter of the
+// server's CPU (docs/PERFORMANCE.md). A deleted stream, or a change of its
+// retention, reaches its sessions up to this much later (KVS, too, deletes
+// streams asynchronously).
+const sessionStreamTTL = time.Second
+
+type cachedStream struct {
+	st *fragments.Stream
+	at time.Time
+}
+
+// sessionStream returns stream id as looked up at most sessionStreamTTL ago.
+func (s *Server) sessionStream(id int64, now time.Time) (*fragments.Stream, error) {
+	if v, ok := s.streamsByID.Load(id); ok {
+		if c := v.(cachedStream); now.Sub(c.at) < sessionStreamTTL && now.Sub(c.at) >= 0 {
+			return c.st, nil
+		}
+	}
+	st, err := s.store.Index.StreamByID(id)
+	if err != nil {
+		s.streamsByID.Delete(id)
+		return nil, err
+	}
+	s.streamsByID.Store(id, cachedStream{st, now})
+	return st, nil
 }
 
 func (r *hlsRequest) uri(resource string, params ...string) string {

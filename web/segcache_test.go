@@ -154,3 +154,24 @@ func TestHLSSegmentCacheVariants(t *testing.T) {
 		}
 	}
 }
+
+// Session requests reuse their stream's lookup for a second, but deleting
+// the stream ends its sessions at once.
+func TestHLSSessionStreamDeleted(t *testing.T) {
+	ts := newTestServer(t, nil, fragments.Config{})
+	h := hlsClient{t, ts}
+	base := int64(1790000000000)
+	gmIngestBytes(t, ts, "gone", hlsStreamBytes([]hlsFragment{{base, 1000}, {base + 1000, 1000}}, false, -1), false, 87600)
+	status, typ, master := h.sessionURL(onDemandBody("gone", "FRAGMENTED_MP4", base, base+10000))
+	if status != 200 {
+		t.Fatalf("session: %d %s", status, typ)
+	}
+	media := strings.Replace(master, "getHLSMasterPlaylist.m3u8?", "getHLSMediaPlaylist.m3u8?TrackNumber=1&", 1)
+	if resp, b := h.get(media); resp.StatusCode != 200 {
+		t.Fatalf("media playlist: %d %s", resp.StatusCode, b)
+	}
+	gmPost(t, ts.URL, "/deleteStream", map[string]any{"StreamARN": hlsStreamARN(t, ts, "gone")})
+	if resp, b := h.get(media); resp.StatusCode != 404 || !strings.Contains(string(b), "no longer exists") {
+		t.Errorf("media playlist of a deleted stream: %d %s, want 404: the session's stream no longer exists", resp.StatusCode, b)
+	}
+}

@@ -55,6 +55,7 @@ type Server struct {
 	sessions      *session.Keyring
 	headers       sync.Map // header id -> *fragments.Header (headers never change)
 	segments      *segmentCache
+	streamsByID   sync.Map // stream id -> cachedStream, for session requests
 }
 
 // New builds the server and its routes.

@@ -137,7 +137,7 @@ func (s *Server) newSession(p sessionParams, proto session.Protocol) (*session.S
 // for LIVE, which must be under 30 s old), or ResourceNotFoundException.
 func (s *Server) firstFragment(sess *session.Session, st *fragments.Stream) (*session.Entry, error) {
 	now := time.Now()
-	w, err := sess.Compute(s.store.Index, st, now)
+	w, err := sess.Compute(s.windows(), st, now)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +146,7 @@ func (s *Server) firstFragment(sess *session.Session, st *fragments.Stream) (*se
 		probe := *sess
 		probe.Mode = session.OnDemand
 		probe.MaxResults = 1
-		if w, err = probe.Compute(s.store.Index, st, now); err != nil {
+		if w, err = probe.Compute(s.windows(), st, now); err != nil {
 			return nil, err
 		}
 	}
@@ -255,6 +255,11 @@ func (s *Server) openSession(c echo.Context, proto session.Protocol) (*hlsReques
 	return &hlsRequest{c: c, sess: sess, st: st, token: token}, nil
 }
 
+// windows is the index to compute session windows with (windowIndex).
+func (s *Server) windows() fragments.Index {
+	return windowIndex{Index: s.store.Index, c: &s.windowRows}
+}
+
 // sessionStreamTTL is how long session requests reuse a stream looked up
 // by id. Every playlist and segment request of every session names its
 // stream, and with 1000 LIVE sessions the lookup was over a quarter of the
@@ -343,7 +348,7 @@ func (s *Server) hlsMasterPlaylist(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	w, err := r.sess.Compute(s.store.Index, r.st, time.Now())
+	w, err := r.sess.Compute(s.windows(), r.st, time.Now())
 	if err != nil {
 		return err
 	}
@@ -394,7 +399,7 @@ func (s *Server) hlsMediaPlaylist(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	w, err := r.sess.Compute(s.store.Index, r.st, time.Now())
+	w, err := r.sess.Compute(s.windows(), r.st, time.Now())
 	if err != nil {
 		return err
 	}
@@ -507,7 +512,7 @@ func (s *Server) hlsInit(c echo.Context) error {
 			return err
 		}
 	} else {
-		w, err := r.sess.Compute(s.store.Index, r.st, time.Now())
+		w, err := r.sess.Compute(s.windows(), r.st, time.Now())
 		if err != nil {
 			return err
 		}

@@ -56,6 +56,7 @@ type Server struct {
 	headers       sync.Map // header id -> *fragments.Header (headers never change)
 	segments      *segmentCache
 	streamsByID   sync.Map // stream id -> cachedStream, for session requests
+	windowRows    windowCache
 }
 
 // New builds the server and its routes.

@@ -206,6 +206,28 @@ func feedRealtime(ctx context.Context, t testing.TB, endpoint, stream string, cl
 	}
 }
 
+// playStalls summarizes a play's waiting events and hls.js errors (all
+// non-fatal here), for telling a stall before sampling from a slow start.
+func playStalls(r playResult) string {
+	var waits []string
+	errs := map[string]int{}
+	for _, e := range r.Events {
+		n := 1
+		if rep, ok := e["repeats"].(float64); ok {
+			n += int(rep)
+		}
+		switch e["type"] {
+		case "video:waiting":
+			waits = append(waits, fmt.Sprintf("%v ms (x%d)", e["t"], n))
+		case "hlsjs:error":
+			if d, ok := e["detail"].(map[string]any); ok {
+				errs[fmt.Sprint(d["details"])] += n
+			}
+		}
+	}
+	return fmt.Sprintf("waiting at %v, hls.js errors %v", waits, errs)
+}
+
 func durSummary(ds []time.Duration) string {
 	if len(ds) == 0 {
 		return "no samples"
@@ -300,7 +322,7 @@ func TestHLSLiveLatency(t *testing.T) {
 		var p50s []time.Duration
 		for i := 0; i < n; i++ {
 			r, l := playLatency(t, player, master(), seconds, settle)
-			t.Logf("play %d: %s", i+1, l)
+			t.Logf("play %d: %s; startup %s, %s", i+1, l, fmtMs(r.StartupMs), playStalls(r))
 			if !r.OK || len(r.Errors) > 0 || l.Samples < 5 {
 				t.Fatalf("did not play long enough to measure: %s\n%s", r, r.Raw)
 			}

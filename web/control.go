@@ -210,7 +210,9 @@ func (s *Server) deleteStream(_ context.Context, in *deleteStreamIn) (*empty, er
 	if err != nil {
 		return nil, err
 	}
-	return &empty{}, s.store.DeleteStream(st, in.CurrentVersion)
+	err = s.store.DeleteStream(st, in.CurrentVersion)
+	s.streamsByID.Delete(st.ID) // its sessions end now, not a sessionStreamTTL later
+	return &empty{}, err
 }
 
 type updateStreamIn struct {
@@ -275,6 +277,7 @@ func (s *Server) updateDataRetention(_ context.Context, in *updateDataRetentionI
 		return nil, invalidArg("the retention period would be %d hours; it must be between 0 and %d", next, maxRetentionHours)
 	}
 	_, err = s.store.UpdateStream(st, in.CurrentVersion, func(n *fragments.Stream) { n.RetentionHours = next })
+	s.streamsByID.Delete(st.ID) // its sessions apply the new retention now
 	return &empty{}, err
 }
 

@@ -138,7 +138,7 @@ func (s *Server) newSession(p sessionParams, proto session.Protocol) (*session.S
 // for LIVE, which must be under 30 s old), or ResourceNotFoundException.
 func (s *Server) firstFragment(sess *session.Session, st *fragments.Stream) (*session.Entry, error) {
 	now := time.Now()
-	w, err := sess.Compute(s.store.Index, st, now)
+	w, err := sess.Compute(s.windows(), st, now)
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +147,7 @@ func (s *Server) firstFragment(sess *session.Session, st *fragments.Stream) (*se
 		probe := *sess
 		probe.Mode = session.OnDemand
 		probe.MaxResults = 1
-		if w, err = probe.Compute(s.store.Index, st, now); err != nil {
+		if w, err = probe.Compute(s.windows(), st, now); err != nil {
 			return nil, err
 		}
 	}
@@ -246,7 +246,7 @@ func (s *Server) openSession(c echo.Context, proto session.Protocol) (*hlsReques
 	if sess.Protocol != proto {
 		return nil, session.ErrInvalid
 	}
-	st, err := s.store.Index.StreamByID(sess.StreamID)
+	st, err := s.sessionStream(sess.StreamID, time.Now())
 	if err != nil {
 		if errors.Is(err, fragments.ErrNotFound) {
 			return nil, notFound("the session's stream no longer exists")
@@ -254,6 +254,40 @@ func (s *Server) openSession(c echo.Context, proto session.Protocol) (*hlsReques
 		return nil, err
 	}
 	return &hlsRequest{c: c, sess: sess, st: st, token: token}, nil
+}
+
+// windows is the index to compute session windows with (windowIndex).
+func (s *Server) windows() fragments.Index {
+	return windowIndex{Index: s.store.Index, c: &s.windowRows}
+}
+
+// sessionStreamTTL is how long session requests reuse a stream looked up
+// by id. Every playlist and segment request of every session names its
+// stream, and with 1000 LIVE sessions the lookup was over a quarter of the
+// server's CPU (docs/PERFORMANCE.md). A deleted stream, or a change of its
+// retention, reaches its sessions up to this much later (KVS, too, deletes
+// streams asynchronously).
+const sessionStreamTTL = time.Second
+
+type cachedStream struct {
+	st *fragments.Stream
+	at time.Time
+}
+
+// sessionStream returns stream id as looked up at most sessionStreamTTL ago.
+func (s *Server) sessionStream(id int64, now time.Time) (*fragments.Stream, error) {
+	if v, ok := s.streamsByID.Load(id); ok {
+		if c := v.(cachedStream); now.Sub(c.at) < sessionStreamTTL && now.Sub(c.at) >= 0 {
+			return c.st, nil
+		}
+	}
+	st, err := s.store.Index.StreamByID(id)
+	if err != nil {
+		s.streamsByID.Delete(id)
+		return nil, err
+	}
+	s.streamsByID.Store(id, cachedStream{st, now})
+	return st, nil
 }
 
 func (r *hlsRequest) uri(resource string, params ...string) string {
@@ -315,7 +349,7 @@ func (s *Server) hlsMasterPlaylist(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	w, err := r.sess.Compute(s.store.Index, r.st, time.Now())
+	w, err := r.sess.Compute(s.windows(), r.st, time.Now())
 	if err != nil {
 		return err
 	}
@@ -366,7 +400,7 @@ func (s *Server) hlsMediaPlaylist(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	w, err := r.sess.Compute(s.store.Index, r.st, time.Now())
+	w, err := r.sess.Compute(s.windows(), r.st, time.Now())
 	if err != nil {
 		return err
 	}
@@ -429,7 +463,7 @@ func (s *Server) sessionFragment(r *hlsRequest) (*fragments.Fragment, *fragments
 	if err != nil || !reFragmentNumber.MatchString(v) {
 		return nil, nil, invalidArg("FragmentNumber %.130q is not a fragment number", v)
 	}
-	f, err := s.store.Index.FragmentByNumber(r.st.ID, n)
+	f, err := s.segments.fragment(r.st.ID, n, func() (*fragments.Fragment, error) { return s.store.Index.FragmentByNumber(r.st.ID, n) })
 	if errors.Is(err, fragments.ErrNotFound) || (err == nil && f.ServerNS < r.st.Cutoff(time.Now())) {
 		return nil, nil, notFound("fragment %s is not in the session", v)
 	}
@@ -514,7 +548,7 @@ func (s *Server) serveMP4Init(c echo.Context, proto session.Protocol) error {
 			return err
 		}
 	} else {
-		w, err := r.sess.Compute(s.store.Index, r.st, time.Now())
+		w, err := r.sess.Compute(s.windows(), r.st, time.Now())
 		if err != nil {
 			return err
 		}
@@ -560,22 +594,27 @@ func (s *Server) serveMP4Media(c echo.Context, proto session.Protocol) error {
 	if track == 0 {
 		return invalidArg("TrackNumber is required")
 	}
-	seg, done, err := s.segment(r, f, h)
+	body, err := s.segments.body(f, segVariant{track: track, producer: r.sess.Producer}, func() ([]byte, error) {
+		seg, done, err := s.segment(r, f, h)
+		if err != nil {
+			return nil, err
+		}
+		defer done()
+		var buf bytes.Buffer
+		buf.Grow(int(f.Size) + 4096)
+		if err := hls.WriteMP4Media(&buf, seg, track-1); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	})
 	if err != nil {
 		return err
 	}
-	defer done()
-	buf := segmentBuffer(f.Size + 4096)
-	defer segmentBuffers.Put(buf)
-	if err := hls.WriteMP4Media(buf, seg, track-1); err != nil {
-		return err
-	}
-	return send(c, "video/mp4", r.cacheFor(true), buf.Bytes())
+	return send(c, "video/mp4", r.cacheFor(true), body)
 }
 
-// segmentBuffers hold segments while they are built, so that they go out
-// with a Content-Length; pooled, since every segment request needs about a
-// fragment's worth.
+// segmentBuffers hold media playlists while they are built, so that they go
+// out with a Content-Length (segments are built into the segment cache).
 var segmentBuffers sync.Pool
 
 func segmentBuffer(size int64) *bytes.Buffer {
@@ -597,15 +636,21 @@ func (s *Server) hlsTS(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	seg, done, err := s.segment(r, f, h)
+	body, err := s.segments.body(f, segVariant{ts: true, producer: r.sess.Producer}, func() ([]byte, error) {
+		seg, done, err := s.segment(r, f, h)
+		if err != nil {
+			return nil, err
+		}
+		defer done()
+		var buf bytes.Buffer
+		buf.Grow(int(f.Size)*11/10 + 4096)
+		if err := hls.WriteTS(&buf, seg); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	})
 	if err != nil {
 		return err
 	}
-	defer done()
-	buf := segmentBuffer(f.Size*11/10 + 4096)
-	defer segmentBuffers.Put(buf)
-	if err := hls.WriteTS(buf, seg); err != nil {
-		return err
-	}
-	return send(c, "video/mp2t", r.cacheFor(true), buf.Bytes())
+	return send(c, "video/mp2t", r.cacheFor(true), body)
 }

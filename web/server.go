@@ -64,6 +64,9 @@ type Server struct {
 	sessions      *session.Keyring
 	headers       sync.Map // header id -> *fragments.Header (headers never change)
 	images        *images.Renderer
+	segments      *segmentCache
+	streamsByID   sync.Map // stream id -> cachedStream, for session requests
+	windowRows    windowCache
 }
 
 // New builds the server and its routes.
@@ -95,7 +98,8 @@ func New(cfg Config) *Server {
 	if err != nil {
 		panic(err) // a key of the wrong size is a programming error: main checks it
 	}
-	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, auth: cfg.Verifier, sessions: keyring}
+	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, auth: cfg.Verifier, sessions: keyring,
+		segments: newSegmentCache(segmentCacheBytes, segmentCacheFragments)}
 	if cfg.Images.Logger == nil {
 		cfg.Images.Logger = cfg.Logger
 	}

@@ -1,14 +1,23 @@
-// Command kvsgate-bench measures ListFragments on a stream of many fragments
-// and the memory of an idle kvsgate holding them (docs/PERFORMANCE.md).
+// Command kvsgate-bench measures kvsgate (docs/PERFORMANCE.md).
 //
 //	kvsgate-bench listfragments [-data-dir DIR] [-fragments 1000000] [-pages 1000] [-bin PATH]
+//	kvsgate-bench hlsload [-url URL | -bin PATH] [-sessions 1000] [-duration 60s] [...]
 //
+// listfragments measures ListFragments on a stream of many fragments and the
+// memory of an idle kvsgate holding them.
 // If DIR has no index yet, it is filled first: one stream "bench" with the
 // given number of fragments, committed through the index (sqlindex.Index.Commit)
 // in batches, with realistic rows and sample tables but no payload files.
 // Then it times Index.Fragments in process, starts the real kvsgate binary
 // on DIR (built from ./cmd/kvsgate unless -bin is given), times POST
 // /listFragments over loopback, and reads the server's VmRSS.
+//
+// hlsload starts the real kvsgate binary (or loads the one at -url), feeds
+// one stream in real time with the demo clip, and runs many LIVE HLS
+// sessions on it, each with its own session URL and connection, reloading
+// its media playlist every second and fetching every new segment; it
+// reports count, p50/p90/p99/max and errors per request type and the CPU
+// use of both processes (hlsload.go; -h lists its flags).
 package main
 
 import (
@@ -43,8 +52,16 @@ const (
 )
 
 func main() {
+	if len(os.Args) >= 2 && os.Args[1] == "hlsload" {
+		if err := hlsloadMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "kvsgate-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) < 2 || os.Args[1] != "listfragments" {
 		fmt.Fprintln(os.Stderr, "usage: kvsgate-bench listfragments [-data-dir DIR] [-fragments N] [-pages N] [-bin PATH]")
+		fmt.Fprintln(os.Stderr, "       kvsgate-bench hlsload [-url URL | -bin PATH] [-sessions N] [-duration D] (-h for all flags)")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet("listfragments", flag.ExitOnError)
@@ -344,9 +361,9 @@ type server struct {
 
 var listenRE = regexp.MustCompile(`msg="kvsgate serving" listen=(\S+)`)
 
-func startServer(bin, dir string) (*server, error) {
+func startServer(bin, dir string, extra ...string) (*server, error) {
 	s := &server{done: make(chan error, 1)}
-	s.cmd = exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", dir)
+	s.cmd = exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dir}, extra...)...)
 	s.cmd.Env = append(os.Environ(), "KVSGATE_ACCESS_KEY_ID=", "KVSGATE_SECRET_ACCESS_KEY=")
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {

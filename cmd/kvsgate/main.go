@@ -1,6 +1,6 @@
 // Command kvsgate is a self-hosted Amazon Kinesis Video Streams gateway.
 //
-//	kvsgate serve [--listen 127.0.0.1:8080] [--data-dir ./data] [--public-url URL] [--demo]
+//	kvsgate serve [--listen 127.0.0.1:8080] [--data-dir ./data] [--public-url URL] [--demo] [--pprof ADDR]
 //	kvsgate put --endpoint URL --stream NAME [--create] [--realtime] [--loop] FILE.mkv
 package main
 
@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -50,7 +51,7 @@ func main() {
 
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage:
-  kvsgate serve [--listen 127.0.0.1:8080] [--data-dir ./data] [--public-url URL] [--credentials FILE] [--ffmpeg PATH] [--demo]
+  kvsgate serve [--listen 127.0.0.1:8080] [--data-dir ./data] [--public-url URL] [--credentials FILE] [--ffmpeg PATH] [--demo] [--pprof ADDR]
   kvsgate put --endpoint URL --stream NAME [--create] [--realtime] [--loop] FILE.mkv`)
 	os.Exit(2)
 }
@@ -74,6 +75,7 @@ func serve(args []string) error {
 	imagesProcs := fs.Int("images-decoders", 0, "GetImages decoder processes at once, across requests (default: the CPU count)")
 	demo := fs.Bool("demo", false, "create the stream 'demo' and feed it forever from the bundled sample clip")
 	verbose := fs.Bool("v", false, "debug logging")
+	pprofAddr := fs.String("pprof", "", "serve Go's /debug/pprof/ profiles on this address (e.g. 127.0.0.1:6060; unauthenticated: keep it on loopback); off by default")
 	fs.Parse(args)
 	if *clipMaxFragments < 1 || *clipMaxBytes < 1 {
 		return errors.New("--clip-max-fragments and --clip-max-bytes must be at least 1")
@@ -142,6 +144,14 @@ func serve(args []string) error {
 	if *demo {
 		go runDemo(ctx, log, *publicURL, creds, *region)
 	}
+	if *pprofAddr != "" {
+		pln, err := net.Listen("tcp", *pprofAddr)
+		if err != nil {
+			return err
+		}
+		log.Warn("profiling endpoint enabled (unauthenticated)", "pprof", "http://"+pln.Addr().String()+"/debug/pprof/")
+		go http.Serve(pln, pprofMux())
+	}
 
 	select {
 	case err := <-errc:
@@ -193,6 +203,18 @@ func put(args []string) error {
 		return nil
 	}
 	return err
+}
+
+// pprofMux serves net/http/pprof's handlers, on --pprof's listener only
+// (not on http.DefaultServeMux, which kvsgate never serves anyway).
+func pprofMux() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("/debug/pprof/", pprof.Index)
+	m.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	m.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return m
 }
 
 // sessionKey is the --session-key flag, or the key kept in the data dir.

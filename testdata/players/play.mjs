@@ -2,6 +2,7 @@
 // play.mjs: does a real player play a URL? One run of headless Chromium.
 //
 //   node play.mjs --player hlsjs|shaka|dashjs|native --url URL --seconds N [--timeout S] [--verbose]
+//   node play.mjs --player hlsjs|shaka --url URL --seconds N --latency [--settle S]
 //
 // Starts a static server on 127.0.0.1:0 that serves a one-video page and the
 // player libraries from ./node_modules, launches /usr/bin/chromium through
@@ -15,6 +16,18 @@
 // origin: MSE players (hls.js, Shaka, dash.js) fetch it with CORS and need
 // `Access-Control-Allow-Origin` on every playlist, manifest and segment
 // response. The native <video src> path loads without CORS.
+//
+// --latency (live HLS with EXT-X-PROGRAM-DATE-TIME): once playback has
+// advanced --settle seconds (default 10), every 500 ms the page compares the
+// wall-clock time the player is showing (hls.js `hls.playingDate`, Shaka
+// `getPlayheadTimeAsDate()`) with `Date.now()`. N must be larger than S: the
+// run still stops once playback has advanced N seconds. The JSON then has
+// "latency": {source, settleS, intervalMs, samples, nulls (no date yet),
+// waiting (<video> waiting events while sampling), startedAtMs, minMs, p50Ms,
+// p90Ms, maxMs, meanMs, values (ms, in order), and hlsjs: {latency,
+// targetLatency, maxLatency, drift, liveSyncPosition, targetduration,
+// holdBack, totalduration, fragments, startTimeOffset} (hls.js's own view,
+// seconds) or shaka: {liveLatency}}. Used by TestHLSLiveLatency.
 //
 // Exit status: 0 ok, 1 the player did not play (the JSON says why), 2 the
 // harness itself failed (usage, missing/stale node_modules, browser launch;
@@ -62,6 +75,8 @@ function usage(msg) {
 
 function parseArgs(argv) {
   const a = { player: '', url: '', seconds: NaN, timeout: NaN, verbose: false, executable: process.env.CHROMIUM || '/usr/bin/chromium' };
+  a.latency = false; // --latency [--settle S]: see the top of the file
+  a.settle = 10;
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = () => {
@@ -75,6 +90,8 @@ function parseArgs(argv) {
       case '--timeout': a.timeout = Number(v()); break;
       case '--chromium': a.executable = v(); break;
       case '--verbose': a.verbose = true; break;
+      case '--latency': a.latency = true; break;
+      case '--settle': a.settle = Number(v()); break;
       default: usage(`unknown argument ${k}`);
     }
   }
@@ -83,6 +100,10 @@ function parseArgs(argv) {
   if (!(a.seconds > 0)) usage('--seconds must be > 0');
   if (Number.isNaN(a.timeout)) a.timeout = Math.max(30, a.seconds * 3 + 20);
   if (!(a.timeout > 0)) usage('--timeout must be > 0');
+  if (a.latency) {
+    if (a.player !== 'hlsjs' && a.player !== 'shaka') usage('--latency needs --player hlsjs or shaka');
+    if (!(a.settle >= 0) || !(a.seconds > a.settle)) usage('--latency needs 0 <= --settle < --seconds');
+  }
   return a;
 }
 
@@ -361,6 +382,76 @@ function snapshot() {
   };
 }
 
+// latencyProbe runs in the page after pageMain (--latency): once playback
+// has advanced `settle` seconds, every `intervalMs` it samples the
+// wall-clock time the player shows against Date.now(). It must not refer to
+// anything outside itself.
+function latencyProbe({ player, settle, intervalMs }) {
+  const st = window.__kvs;
+  const video = document.getElementById('v');
+  const lat = { source: '', settleS: settle, intervalMs, values: [], nulls: 0, waiting: 0, startedAt: null };
+  st.latencyProbe = lat;
+  let sampling = false;
+  video.addEventListener('waiting', () => { if (sampling) lat.waiting++; });
+  const shown = () => {
+    const p = window.__kvsPlayer;
+    if (!p) return null;
+    if (player === 'hlsjs') {
+      lat.source = 'hls.playingDate';
+      const d = p.playingDate;
+      return d ? d.getTime() : null;
+    }
+    lat.source = 'shaka getPlayheadTimeAsDate()';
+    const d = p.getPlayheadTimeAsDate();
+    return d ? d.getTime() : null;
+  };
+  setInterval(() => {
+    if (!sampling) {
+      if (st.advanced < settle || video.paused) return;
+      sampling = true;
+      lat.startedAt = Date.now() - st.t0;
+    }
+    const t = shown();
+    if (t === null || !Number.isFinite(t)) {
+      lat.nulls++;
+      return;
+    }
+    if (lat.values.length < 2000) lat.values.push(Date.now() - t);
+  }, intervalMs);
+}
+
+// latencyReport summarizes latencyProbe's samples, with the player's own view.
+function latencyReport() {
+  const lat = window.__kvs.latencyProbe;
+  const p = window.__kvsPlayer;
+  const v = lat.values.slice().sort((a, b) => a - b);
+  const q = (x) => (v.length ? v[Math.min(v.length - 1, Math.floor(x * v.length))] : null);
+  const out = {
+    source: lat.source, settleS: lat.settleS, intervalMs: lat.intervalMs, samples: v.length, nulls: lat.nulls,
+    waiting: lat.waiting, startedAtMs: lat.startedAt,
+    minMs: q(0), p50Ms: q(0.5), p90Ms: q(0.9), maxMs: v.length ? v[v.length - 1] : null,
+    meanMs: v.length ? Math.round(v.reduce((a, b) => a + b, 0) / v.length) : null,
+    values: lat.values,
+  };
+  const r3 = (x) => (typeof x === 'number' && Number.isFinite(x) ? Math.round(x * 1000) / 1000 : null);
+  try {
+    if (window.Hls && p instanceof window.Hls) {
+      const d = p.latestLevelDetails;
+      out.hlsjs = {
+        latency: r3(p.latency), targetLatency: r3(p.targetLatency), maxLatency: r3(p.maxLatency), drift: r3(p.drift),
+        liveSyncPosition: r3(p.liveSyncPosition),
+        targetduration: d ? d.targetduration : null, holdBack: d ? d.holdBack : null, totalduration: d ? r3(d.totalduration) : null,
+        fragments: d ? d.fragments.length : null, startTimeOffset: d ? d.startTimeOffset : null,
+      };
+    } else if (p && p.getStats) {
+      out.shaka = { liveLatency: r3(p.getStats().liveLatency) };
+    }
+  } catch (e) {
+    out.playerError = String(e);
+  }
+  return out;
+}
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function main() {
@@ -449,6 +540,7 @@ async function main() {
 
     await page.goto(origin + '/', { waitUntil: 'load' });
     await page.evaluate(pageMain, { player: args.player, url: args.url, maxEvents });
+    if (args.latency) await page.evaluate(latencyProbe, { player: args.player, settle: args.settle, intervalMs: 500 });
     result.versions.player = await page.evaluate(() => window.__kvs.version);
 
     const deadline = started + args.timeout * 1000;
@@ -499,6 +591,7 @@ async function main() {
       native: s.native ?? undefined,
       elapsedMs: Date.now() - started,
     });
+    if (args.latency) result.latency = await page.evaluate(latencyReport);
     finish(result, result.ok ? 0 : 1);
   } catch (e) {
     finish({ ...result, events: netEvents, harnessError: String(e && e.stack ? e.stack : e).slice(0, 2000) }, 2);

@@ -378,8 +378,7 @@ func TestClipFromClients(t *testing.T) {
 	cmd := exec.Command(awsCLI, "kinesis-video-archived-media", "get-clip", "--stream-name", "demo",
 		"--clip-fragment-selector", `{"FragmentSelectorType":"PRODUCER_TIMESTAMP","TimestampRange":{"StartTimestamp":0,"EndTimestamp":20}}`,
 		outFile, "--endpoint-url", ts.URL, "--output", "json")
-	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret", "AWS_DEFAULT_REGION=us-west-2",
-		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=")
+	cmd.Env = awsCLIEnv()
 	b, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("aws: %v\n%s", err, b)

@@ -6,7 +6,6 @@ import (
 	"encoding/xml"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -89,21 +88,7 @@ func normalizeMPD(text, server string, numbers []string, creation bool) string {
 
 func dashGolden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", "dash", name)
-	if *updateGolden {
-		os.MkdirAll(filepath.Dir(path), 0o755)
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from the golden file (run with -update to accept):\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
+	goldenAt(t, "dash", name, got)
 }
 
 // freezeServerTimes sets a stream's server timestamps to its producer

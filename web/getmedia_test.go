@@ -541,8 +541,7 @@ func TestGetMediaCLI(t *testing.T) {
 	ts := newTestServer(t, nil, fragments.Config{})
 	nums := gmIngest(t, ts, "demo", filepath.Join(testRepo, "cmd/kvsgate/demo/sample.mkv"), 1)
 	dir := t.TempDir()
-	env := append(os.Environ(), "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret", "AWS_DEFAULT_REGION=us-west-2",
-		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=")
+	env := awsCLIEnv()
 	run := func(out string, args []string, more ...string) {
 		args = append(args, "--endpoint-url", ts.URL, filepath.Join(dir, out))
 		cmd := exec.Command(aws, append(args, more...)...)

@@ -122,7 +122,14 @@ func normalize(text string, numbers []string) string {
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", "hls", name)
+	goldenAt(t, "hls", name, got)
+}
+
+// goldenAt compares got with testdata/<dir>/<name>, or writes it there
+// with -update.
+func goldenAt(t *testing.T, dir, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", dir, name)
 	if *updateGolden {
 		os.MkdirAll(filepath.Dir(path), 0o755)
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {

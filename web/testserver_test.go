@@ -87,3 +87,11 @@ func requireTool(t testing.TB, name string) string {
 	t.Skipf("%s not installed", name)
 	return ""
 }
+
+// awsCLIEnv is the environment the tests run /usr/bin/aws in: test keys,
+// us-west-2, and no config, credentials file, instance metadata or pager of
+// the machine's.
+func awsCLIEnv() []string {
+	return append(os.Environ(), "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret", "AWS_DEFAULT_REGION=us-west-2",
+		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=")
+}

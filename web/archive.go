@@ -56,7 +56,7 @@ type listFragmentsOut struct {
 	NextToken *string        `json:"NextToken,omitempty"`
 }
 
-func (s *Server) listFragments(_ context.Context, in *listFragmentsIn) (*listFragmentsOut, error) {
+func (s *Server) listFragments(ctx context.Context, in *listFragmentsIn) (*listFragmentsOut, error) {
 	limit := 100
 	if in.MaxResults != nil {
 		limit = *in.MaxResults
@@ -64,7 +64,7 @@ func (s *Server) listFragments(_ context.Context, in *listFragmentsIn) (*listFra
 			return nil, invalidArg("MaxResults must be between 1 and 1000")
 		}
 	}
-	st, err := s.resolve(in.streamRef)
+	st, err := s.resolve(ctx, in.streamRef)
 	if err != nil {
 		return nil, err
 	}

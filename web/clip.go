@@ -67,7 +67,7 @@ func (s *Server) getClip(c echo.Context) error {
 	// fragment's timestamp as listed includes that fragment.
 	req.StartNS -= req.StartNS % 1e6
 	req.EndNS += 1e6 - 1 - req.EndNS%1e6
-	st, err := s.resolve(in.streamRef)
+	st, err := s.resolve(c.Request().Context(), in.streamRef)
 	if err != nil {
 		return err
 	}

@@ -18,8 +18,8 @@ type streamRef struct {
 }
 
 // resolve finds the stream a request names by name or ARN (either; both
-// must agree).
-func (s *Server) resolve(ref streamRef) (*fragments.Stream, error) {
+// must agree), and notes it in the request's requestInfo.
+func (s *Server) resolve(ctx context.Context, ref streamRef) (*fragments.Stream, error) {
 	if ref.StreamName == "" && ref.StreamARN == "" {
 		return nil, invalidArg("either StreamName or StreamARN must be specified")
 	}
@@ -36,6 +36,9 @@ func (s *Server) resolve(ref streamRef) (*fragments.Stream, error) {
 			n = ref.StreamARN
 		}
 		return nil, notFound("The requested stream %s was not found", n)
+	}
+	if err == nil {
+		infoOf(ctx).noteStream(st)
 	}
 	return st, err
 }
@@ -90,7 +93,7 @@ type createStreamOut struct {
 	StreamARN string `json:"StreamARN"`
 }
 
-func (s *Server) createStream(_ context.Context, in *createStreamIn) (*createStreamOut, error) {
+func (s *Server) createStream(ctx context.Context, in *createStreamIn) (*createStreamOut, error) {
 	if !reStreamName.MatchString(in.StreamName) {
 		return nil, invalidArg("StreamName must match [a-zA-Z0-9_.-]{1,256}")
 	}
@@ -120,6 +123,7 @@ func (s *Server) createStream(_ context.Context, in *createStreamIn) (*createStr
 	if err != nil {
 		return nil, err
 	}
+	infoOf(ctx).noteStream(st)
 	return &createStreamOut{StreamARN: st.ARN}, nil
 }
 
@@ -130,8 +134,8 @@ type describeStreamOut struct {
 	StreamInfo StreamInfo `json:"StreamInfo"`
 }
 
-func (s *Server) describeStream(_ context.Context, in *streamRef) (*describeStreamOut, error) {
-	st, err := s.resolve(*in)
+func (s *Server) describeStream(ctx context.Context, in *streamRef) (*describeStreamOut, error) {
+	st, err := s.resolve(ctx, *in)
 	if err != nil {
 		return nil, err
 	}
@@ -199,14 +203,14 @@ type deleteStreamIn struct {
 	CurrentVersion string `json:"CurrentVersion"`
 }
 
-func (s *Server) deleteStream(_ context.Context, in *deleteStreamIn) (*empty, error) {
+func (s *Server) deleteStream(ctx context.Context, in *deleteStreamIn) (*empty, error) {
 	if in.StreamARN == "" {
 		return nil, invalidArg("StreamARN is required")
 	}
 	if len(in.CurrentVersion) > 64 {
 		return nil, invalidArg("CurrentVersion is 1 to 64 characters")
 	}
-	st, err := s.resolve(streamRef{StreamARN: in.StreamARN})
+	st, err := s.resolve(ctx, streamRef{StreamARN: in.StreamARN})
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +226,7 @@ type updateStreamIn struct {
 	MediaType      *string `json:"MediaType"`
 }
 
-func (s *Server) updateStream(_ context.Context, in *updateStreamIn) (*empty, error) {
+func (s *Server) updateStream(ctx context.Context, in *updateStreamIn) (*empty, error) {
 	if in.CurrentVersion == "" || len(in.CurrentVersion) > 64 {
 		return nil, invalidArg("CurrentVersion is required (1 to 64 characters)")
 	}
@@ -232,7 +236,7 @@ func (s *Server) updateStream(_ context.Context, in *updateStreamIn) (*empty, er
 	if in.MediaType != nil && (len(*in.MediaType) > 128 || !reMediaType.MatchString(*in.MediaType)) {
 		return nil, invalidArg("MediaType is not a media type")
 	}
-	st, err := s.resolve(in.streamRef)
+	st, err := s.resolve(ctx, in.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +258,7 @@ type updateDataRetentionIn struct {
 	DataRetentionChangeInHours *int   `json:"DataRetentionChangeInHours"`
 }
 
-func (s *Server) updateDataRetention(_ context.Context, in *updateDataRetentionIn) (*empty, error) {
+func (s *Server) updateDataRetention(ctx context.Context, in *updateDataRetentionIn) (*empty, error) {
 	if in.CurrentVersion == "" || len(in.CurrentVersion) > 64 {
 		return nil, invalidArg("CurrentVersion is required (1 to 64 characters)")
 	}
@@ -265,7 +269,7 @@ func (s *Server) updateDataRetention(_ context.Context, in *updateDataRetentionI
 	if in.Operation != "INCREASE_DATA_RETENTION" && in.Operation != "DECREASE_DATA_RETENTION" {
 		return nil, invalidArg("Operation must be INCREASE_DATA_RETENTION or DECREASE_DATA_RETENTION")
 	}
-	st, err := s.resolve(in.streamRef)
+	st, err := s.resolve(ctx, in.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -293,11 +297,11 @@ type getDataEndpointOut struct {
 var dataAPIs = []string{"PUT_MEDIA", "GET_MEDIA", "LIST_FRAGMENTS", "GET_MEDIA_FOR_FRAGMENT_LIST",
 	"GET_HLS_STREAMING_SESSION_URL", "GET_DASH_STREAMING_SESSION_URL", "GET_CLIP", "GET_IMAGES"}
 
-func (s *Server) getDataEndpoint(_ context.Context, in *getDataEndpointIn) (*getDataEndpointOut, error) {
+func (s *Server) getDataEndpoint(ctx context.Context, in *getDataEndpointIn) (*getDataEndpointOut, error) {
 	if !slices.Contains(dataAPIs, in.APIName) {
 		return nil, invalidArg("APIName must be one of %v", dataAPIs)
 	}
-	if _, err := s.resolve(in.streamRef); err != nil {
+	if _, err := s.resolve(ctx, in.streamRef); err != nil {
 		return nil, err
 	}
 	return &getDataEndpointOut{DataEndpoint: s.DataEndpoint()}, nil
@@ -308,11 +312,11 @@ type tagStreamIn struct {
 	Tags map[string]string `json:"Tags"`
 }
 
-func (s *Server) tagStream(_ context.Context, in *tagStreamIn) (*empty, error) {
+func (s *Server) tagStream(ctx context.Context, in *tagStreamIn) (*empty, error) {
 	if len(in.Tags) == 0 {
 		return nil, invalidArg("Tags is required")
 	}
-	st, err := s.resolve(in.streamRef)
+	st, err := s.resolve(ctx, in.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -333,11 +337,11 @@ type untagStreamIn struct {
 	TagKeyList []string `json:"TagKeyList"`
 }
 
-func (s *Server) untagStream(_ context.Context, in *untagStreamIn) (*empty, error) {
+func (s *Server) untagStream(ctx context.Context, in *untagStreamIn) (*empty, error) {
 	if len(in.TagKeyList) < 1 || len(in.TagKeyList) > maxTags {
 		return nil, invalidArg("TagKeyList holds 1 to %d keys", maxTags)
 	}
-	st, err := s.resolve(in.streamRef)
+	st, err := s.resolve(ctx, in.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -361,11 +365,11 @@ type listTagsOut struct {
 
 // listTagsForStream returns every tag at once (at most 50 exist), so there
 // is never a NextToken.
-func (s *Server) listTagsForStream(_ context.Context, in *listTagsIn) (*listTagsOut, error) {
+func (s *Server) listTagsForStream(ctx context.Context, in *listTagsIn) (*listTagsOut, error) {
 	if len(in.NextToken) > 512 {
 		return nil, invalidArg("NextToken is not valid")
 	}
-	st, err := s.resolve(in.streamRef)
+	st, err := s.resolve(ctx, in.streamRef)
 	if err != nil {
 		return nil, err
 	}

@@ -66,8 +66,8 @@ func alwaysNever(name, v string) (bool, error) {
 	return false, invalidArg("%s must be ALWAYS or NEVER", name)
 }
 
-func (s *Server) getDASHStreamingSessionURL(_ context.Context, in *dashSessionIn) (*dashSessionOut, error) {
-	sess, st, err := s.newSession(sessionParams{ref: in.streamRef, mode: in.PlaybackMode, selector: in.DASHFragmentSelector,
+func (s *Server) getDASHStreamingSessionURL(ctx context.Context, in *dashSessionIn) (*dashSessionOut, error) {
+	sess, st, err := s.newSession(ctx, sessionParams{ref: in.streamRef, mode: in.PlaybackMode, selector: in.DASHFragmentSelector,
 		expires: in.Expires, maxResults: in.MaxManifestResults}, session.DASH)
 	if err != nil {
 		return nil, err

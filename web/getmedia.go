@@ -82,7 +82,7 @@ func (s *Server) getMedia(c echo.Context) error {
 	default:
 		return invalidArg("StartSelectorType must be one of FRAGMENT_NUMBER, SERVER_TIMESTAMP, PRODUCER_TIMESTAMP, NOW, EARLIEST, CONTINUATION_TOKEN")
 	}
-	st, err := s.resolve(in.streamRef)
+	st, err := s.resolve(c.Request().Context(), in.streamRef)
 	if err != nil {
 		return err
 	}
@@ -332,7 +332,7 @@ func (s *Server) getMediaForFragmentList(c echo.Context) error {
 		// Digits beyond 64 bits name no fragment: 0 is never a fragment number.
 		nums[i], _ = strconv.ParseUint(f, 10, 64)
 	}
-	st, err := s.resolve(in.streamRef)
+	st, err := s.resolve(c.Request().Context(), in.streamRef)
 	if err != nil {
 		return err
 	}

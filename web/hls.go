@@ -52,7 +52,7 @@ type sessionParams struct {
 // newSession validates what HLS and DASH sessions share and builds the
 // session: mode, selector, range, expiry, max results; the stream, its
 // retention and that the session has fragments to show.
-func (s *Server) newSession(p sessionParams, proto session.Protocol) (*session.Session, *fragments.Stream, error) {
+func (s *Server) newSession(ctx context.Context, p sessionParams, proto session.Protocol) (*session.Session, *fragments.Stream, error) {
 	sess := session.Session{Protocol: proto}
 	switch p.mode {
 	case "", "LIVE":
@@ -114,7 +114,7 @@ func (s *Server) newSession(p sessionParams, proto session.Protocol) (*session.S
 			return nil, nil, invalidArg("the maximum number of fragment results must be between 1 and 5000")
 		}
 	}
-	st, err := s.resolve(p.ref)
+	st, err := s.resolve(ctx, p.ref)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -165,8 +165,8 @@ func (s *Server) firstFragment(sess *session.Session, st *fragments.Stream) (*se
 	return e, nil
 }
 
-func (s *Server) getHLSStreamingSessionURL(_ context.Context, in *hlsSessionIn) (*hlsSessionOut, error) {
-	sess, st, err := s.newSession(sessionParams{ref: in.streamRef, mode: in.PlaybackMode, selector: in.HLSFragmentSelector,
+func (s *Server) getHLSStreamingSessionURL(ctx context.Context, in *hlsSessionIn) (*hlsSessionOut, error) {
+	sess, st, err := s.newSession(ctx, sessionParams{ref: in.streamRef, mode: in.PlaybackMode, selector: in.HLSFragmentSelector,
 		expires: in.Expires, maxResults: in.MaxMediaPlaylistResults}, session.HLS)
 	if err != nil {
 		return nil, err
@@ -253,6 +253,9 @@ func (s *Server) openSession(c echo.Context, proto session.Protocol) (*hlsReques
 		}
 		return nil, err
 	}
+	info := infoOfC(c)
+	info.noteStream(st)
+	info.Session = sess
 	return &hlsRequest{c: c, sess: sess, st: st, token: token}, nil
 }
 

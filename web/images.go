@@ -202,7 +202,7 @@ func (s *Server) getImages(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.resolve(in.streamRef)
+	st, err := s.resolve(c.Request().Context(), in.streamRef)
 	if err != nil {
 		return err
 	}

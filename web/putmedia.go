@@ -29,7 +29,7 @@ func (s *Server) putMedia(c echo.Context) error {
 	if err := s.auth.Verify(r, ""); err != nil {
 		return err
 	}
-	st, err := s.resolve(streamRef{StreamName: h.Get("x-amzn-stream-name"), StreamARN: h.Get("x-amzn-stream-arn")})
+	st, err := s.resolve(c.Request().Context(), streamRef{StreamName: h.Get("x-amzn-stream-name"), StreamARN: h.Get("x-amzn-stream-arn")})
 	if err != nil {
 		return err
 	}

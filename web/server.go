@@ -108,6 +108,7 @@ func New(cfg Config) *Server {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Pre(s.requestID)
+	e.Use(s.describe)
 	// CORS on every API and playback endpoint, preflight included, so
 	// browser players and web apps on other origins can use kvsgate.
 	e.Use(middleware.CORSWithConfig(middleware.CORSConfig{

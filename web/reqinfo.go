@@ -18,6 +18,10 @@ type requestInfo struct {
 	StreamID int64
 	// Session is the playback session of an HLS or DASH resource request.
 	Session *session.Session
+	// MetadataCredits and MediaCredits are the fragment credits the request
+	// consumed (the guide's fragment-metadata and fragment-media quotas),
+	// set by the limiter; metrics report them as ArchivedFragmentsConsumed.
+	MetadataCredits, MediaCredits int
 }
 
 type infoKey struct{}

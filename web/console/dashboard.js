@@ -6,6 +6,8 @@ import { errorBox, fmtAgo, fmtTime, h, spinner } from './ui.js';
 
 const refreshMs = 4000;
 const lookbackMs = 30000;
+const idleLookbackMs = 3600000; // for streams idle for lookbackMs, checked once a minute
+const idleRecheckMs = 60000;
 
 export function render(main) {
   const ctl = new AbortController();
@@ -45,6 +47,7 @@ export function render(main) {
     const caption = h('div', { class: 'dash-caption' }, h('strong', {}, name), h('span', { class: 'muted dash-time' }, ''));
     const el = h('a', { class: 'dash-card', href: `#/stream/${encodeURIComponent(name)}?mode=LIVE&autoplay=1`, 'data-stream': name, title: `play ${name} live` }, frame, caption);
     let shown = null; // fragment number on screen
+    let idleChecked = 0; // when the last hour was last searched
     async function update(info) {
       const time = caption.querySelector('.dash-time');
       if (info.DataRetentionInHours === 0) {
@@ -53,9 +56,15 @@ export function render(main) {
       }
       try {
         const now = Date.now();
-        const frags = await listFragments(name, 'SERVER_TIMESTAMP', now - lookbackMs, now, { signal: ctl.signal });
+        let frags = await listFragments(name, 'SERVER_TIMESTAMP', now - lookbackMs, now, { signal: ctl.signal });
         if (frags.length === 0) {
-          frame.replaceChildren(h('span', { class: 'muted' }, 'no fragment in the last 30 s'));
+          // Idle: its newest fragment of the last hour, looked up once a minute.
+          if (now - idleChecked < idleRecheckMs) return;
+          idleChecked = now;
+          frags = await listFragments(name, 'SERVER_TIMESTAMP', now - idleLookbackMs, now, { signal: ctl.signal, max: 20000 });
+        }
+        if (frags.length === 0) {
+          frame.replaceChildren(h('span', { class: 'muted' }, 'no fragment in the last hour'));
           time.textContent = '';
           shown = null;
           return;
@@ -63,12 +72,17 @@ export function render(main) {
         const newest = frags.reduce((a, b) => (b.server > a.server ? b : a));
         time.textContent = ` ${fmtTime(newest.server, false).slice(0, 8)} (${fmtAgo(newest.server)})`;
         if (newest.number === shown) return;
+        // Its first video frame: a fragment's server timestamp is that of
+        // its earliest frame of any track (ListFragments rounds it down to
+        // the millisecond) and video may start a little later than audio,
+        // so three samples over its first 0.4 s; the first image wins.
+        const t = newest.server + 1;
         const r = await dataCall('getImages', 'GET_IMAGES', {
-          StreamName: name, ImageSelectorType: 'SERVER_TIMESTAMP', StartTimestamp: epoch(newest.server),
-          EndTimestamp: epoch(newest.server + 100), SamplingInterval: 200, Format: 'JPEG',
-          FormatConfig: { JPEGQuality: '75' }, HeightPixels: 180, MaxResults: 1,
+          StreamName: name, ImageSelectorType: 'SERVER_TIMESTAMP', StartTimestamp: epoch(t),
+          EndTimestamp: epoch(t + 400), SamplingInterval: 200, Format: 'JPEG',
+          FormatConfig: { JPEGQuality: '75' }, HeightPixels: 180, MaxResults: 3,
         }, { signal: ctl.signal });
-        const im = (r.Images || [])[0];
+        const im = (r.Images || []).find((i) => i.ImageContent) || (r.Images || [])[0];
         if (im && im.ImageContent) {
           img.src = `data:image/jpeg;base64,${im.ImageContent}`;
           img.title = fmtTime(newest.server);

@@ -108,9 +108,11 @@ function streamRow(s, message, reload, signal) {
       }
       const newest = frags.reduce((a, b) => (b.server > a.server ? b : a));
       const bytes = frags.reduce((n, f) => n + f.size, 0);
+      // Over the minute, or since the oldest fragment in it if it is younger.
+      const span = Math.min(rateWindowMs, Math.max(1000, now - Math.min(...frags.map((f) => f.server))));
       last.replaceChildren(h('span', { title: fmtTime(newest.server) }, fmtTime(newest.server, false)),
         h('span', { class: 'muted' }, ` (${fmtAgo(newest.server)})`));
-      rate.replaceChildren(`${(bytes * 8 / (rateWindowMs / 1000) / 1000).toFixed(0)} kbit/s`,
+      rate.replaceChildren(`${(bytes * 8 / span).toFixed(0)} kbit/s`,
         h('span', { class: 'muted' }, ` · ${frags.length} fragments`));
     } catch (e) {
       if (e.name === 'AbortError') return;

@@ -13,7 +13,8 @@ export const gapMs = 50;
 
 const thumbHeight = 68;
 const thumbCell = 124; // px per thumbnail
-const niceIntervals = [1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600].map((s) => s * 1000);
+const niceIntervals = [1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 24, 30, 40, 45, 60, 90, 120, 180, 240, 300, 360, 480, 600, 720, 900,
+  1200, 1800, 2400, 3600, 5400, 7200, 10800, 14400, 21600].map((s) => s * 1000);
 
 // thumbs caches thumbnails: stream|selector|time -> data URL, or '' for "no media".
 const thumbs = new Map();
@@ -33,6 +34,22 @@ export function fragmentAt(frags, t) {
   if (best < 0) return null;
   const f = frags[best];
   return t < f.start + Math.max(f.length, 1) ? f : null;
+}
+
+/** fragmentNear is the fragment covering t, else the closest one within tol ms, or null. */
+export function fragmentNear(frags, t, tol) {
+  const f = fragmentAt(frags, t);
+  if (f) return f;
+  let best = null;
+  let bestD = tol;
+  for (const g of frags) {
+    const d = t < g.start ? g.start - t : t - (g.start + g.length);
+    if (d <= bestD) {
+      best = g;
+      bestD = d;
+    }
+  }
+  return best;
 }
 
 /** runs merges fragments into the covered spans [start, end) between gaps. */
@@ -106,13 +123,13 @@ export class Timeline {
   draw() {
     const els = [];
     const spans = runs(this.frags);
-    let prev = this.from;
+    let prev = null; // before the first fragment is not a gap: nothing was there yet (or it expired)
     for (const r of spans) {
-      if (r.start - prev > gapMs) els.push(this.span('tl-gap', prev, r.start, `gap: ${fmtTime(prev)} – ${fmtTime(r.start)}`));
+      if (prev !== null && r.start - prev > gapMs) els.push(this.span('tl-gap', prev, r.start, `gap: ${fmtTime(prev)} – ${fmtTime(r.start)}`));
       els.push(this.span('tl-run', r.start, r.end, `${fmtTime(r.start)} – ${fmtTime(r.end)}`));
-      prev = Math.max(prev, r.end);
+      prev = Math.max(prev ?? r.end, r.end);
     }
-    if (this.to - prev > gapMs && spans.length > 0 && this.to < Date.now() - 5000) {
+    if (prev !== null && this.to - prev > gapMs && this.to < Date.now() - 5000) {
       els.push(this.span('tl-gap', prev, this.to, `no fragments: ${fmtTime(prev)} – ${fmtTime(this.to)}`));
     }
     // Fragment boundaries, when they are far enough apart to see.
@@ -171,7 +188,8 @@ export class Timeline {
         this.setSelection(start, end);
         this.cb.onSelectRange(this.selection[0], this.selection[1]);
       } else {
-        const f = fragmentAt(this.frags, end);
+        const px = this.track.clientWidth || 800;
+        const f = fragmentNear(this.frags, end, (4 / px) * (this.to - this.from));
         if (f) {
           this.selected = f;
           this.draw();
@@ -189,7 +207,9 @@ export class Timeline {
     const cells = Math.max(1, Math.floor(px / thumbCell));
     const iv = niceIntervals.find((v) => v >= (this.to - this.from) / cells) || 86400000;
     const times = [];
-    for (let t = Math.ceil(this.from / iv) * iv; t < this.to; t += iv) times.push(t);
+    // The last cell must fit: it starts at its time.
+    const last = this.to - (thumbCell / px) * (this.to - this.from);
+    for (let t = Math.ceil(this.from / iv) * iv; t <= last; t += iv) times.push(t);
     return { iv, times };
   }
 

@@ -13,10 +13,11 @@
 //   streams                 #/streams: names listed, rate cells filled
 //   play:PLAYER:PROTOCOL    #/stream/S LIVE with PLAYER (hlsjs|shaka|dashjs|native) and PROTOCOL
 //                           (HLS_FMP4|HLS_TS|DASH): seconds of real playback (play.mjs's meter)
-//   thumbs                  #/stream/S: thumbnail strip images and their naturalWidth
+//   thumbs                  #/stream/S (1 min window): thumbnail strip images, their naturalWidth; a click on one
 //   clip                    #/stream/S?start&end: Export MP4, the download saved as <artifacts>/clip.mp4
 //   metadata:STREAM         #/stream/STREAM: click the first fragment run, read the tags panel
 //   dashboard               #/dashboard: every card's thumbnail; then a click on the first plays it live
+//   manage                  #/streams: create console-scratch (twice), retention 48 h, delete
 //   refused                 #/streams without keys: the error shown
 //   signin                  enter --access-key/--secret in the Credentials dialog; the streams listed
 //
@@ -151,7 +152,7 @@ const checks = {
   },
 
   async thumbs(page, args) {
-    await goto(page, `${args.url}/#/stream/${encodeURIComponent(args.stream)}`);
+    await goto(page, `${args.url}/#/stream/${encodeURIComponent(args.stream)}?window=60`);
     await page.locator('.tl-strip').scrollIntoViewIfNeeded().catch(() => {});
     const r = await until(page, () => {
       const imgs = [...document.querySelectorAll('.tl-strip img')];
@@ -159,7 +160,7 @@ const checks = {
       const cells = document.querySelectorAll('.tl-thumb').length;
       const pending = document.querySelectorAll('.tl-strip .spinner').length;
       return {
-        done: loaded.length >= 2 && pending === 0, images: imgs.length, loaded: loaded.length, cells, pending,
+        done: loaded.length >= 1 && pending === 0, images: imgs.length, loaded: loaded.length, cells, pending,
         naturalWidths: loaded.map((i) => i.naturalWidth).slice(0, 10), naturalHeights: loaded.map((i) => i.naturalHeight).slice(0, 10),
         errors: [...document.querySelectorAll('.error')].map((e) => e.textContent.trim()),
       };
@@ -235,6 +236,40 @@ const checks = {
       r.click = p;
       await shot(page, args, 'dashboard-click');
     }
+    return r;
+  },
+
+  // manage: create console-scratch from the form (twice: the second time
+  // the error is shown), set its retention to 48 h, delete it.
+  async manage(page, args) {
+    const name = 'console-scratch';
+    await goto(page, `${args.url}/#/streams`);
+    await page.waitForSelector('tr[data-stream]', { timeout: args.timeout * 1000 });
+    const r = { created: false, retention: '', deleted: false, duplicate: '' };
+    const create = async () => {
+      await page.fill('form.create input[name=name]', name);
+      await page.fill('form.create input[name=retention]', '24');
+      await page.click('form.create button');
+    };
+    await create();
+    await page.waitForSelector(`tr[data-stream="${name}"]`, { timeout: args.timeout * 1000 });
+    r.created = true;
+    await create();
+    await page.waitForSelector('.message .error', { timeout: args.timeout * 1000 });
+    r.duplicate = await page.textContent('.message .error');
+    await shot(page, args, 'manage-duplicate');
+    page.once('dialog', (d) => d.accept('48'));
+    await page.click(`tr[data-stream="${name}"] button:has-text("Retention")`);
+    await page.waitForFunction((n) => document.querySelector(`tr[data-stream="${n}"] td:nth-child(4)`)?.textContent === '48 h', name,
+      { timeout: args.timeout * 1000 }).catch(() => {});
+    r.retention = await page.textContent(`tr[data-stream="${name}"] td:nth-child(4)`);
+    page.once('dialog', (d) => d.accept());
+    await page.click(`tr[data-stream="${name}"] button:has-text("Delete")`);
+    await page.waitForFunction((n) => !document.querySelector(`tr[data-stream="${n}"]`) && document.querySelector('tr[data-stream]'), name,
+      { timeout: args.timeout * 1000 }).catch(() => {});
+    r.deleted = (await page.$(`tr[data-stream="${name}"]`)) === null;
+    r.errors = await page.evaluate(errorsOnPage);
+    r.screenshot = await shot(page, args, 'manage');
     return r;
   },
 

@@ -95,6 +95,7 @@ export function render(main, route) {
     form.start.disabled = mode === 'LIVE';
     form.end.disabled = mode !== 'ON_DEMAND';
     const [a, b] = range();
+    if (Number.isFinite(a) && Number.isFinite(b) && b > a) timeline.setSelection(a, b);
     selectionBox.textContent = Number.isFinite(a) && Number.isFinite(b)
       ? `Selected: ${fmtTime(a)} – ${fmtTime(b)} (${((b - a) / 1000).toFixed(0)} s)`
       : 'Drag on the timeline (or fill From/To) to select a range.';
@@ -144,7 +145,7 @@ export function render(main, route) {
     try {
       const frags = await listFragments(name, selector, from - 20000, to, { signal: ctl.signal });
       timeline.set(frags.filter((f) => f.start + f.length >= from), from, to, selector);
-      tlStatus.replaceChildren(`${frags.length} fragments · ${timeline.frags.length ? '' : 'none '}in view`);
+      tlStatus.replaceChildren(`${timeline.frags.length} fragments in view`);
       tlError.replaceChildren();
     } catch (e) {
       if (e.name === 'AbortError') return;
@@ -159,9 +160,10 @@ export function render(main, route) {
     try {
       const r = await call('describeStream', { StreamName: name }, { signal: ctl.signal });
       const s = r.StreamInfo;
+      const parts = [s.MediaType, `retention ${s.DataRetentionInHours} h`, `created ${fmtTime(s.CreationTime * 1000)}`];
       info.replaceChildren(
         h('span', { class: `status status-${String(s.Status).toLowerCase()}` }, s.Status),
-        ` ${s.MediaType || ''} · retention ${s.DataRetentionInHours} h · created ${fmtTime(s.CreationTime * 1000)}`);
+        ' ' + parts.filter(Boolean).join(' · '));
     } catch (e) {
       if (e.name !== 'AbortError') info.replaceChildren(errorBox(e, 'DescribeStream'));
     }

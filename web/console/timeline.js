@@ -227,7 +227,8 @@ export class Timeline {
         onclick: () => this.cb.onSeek(t),
       });
       if (cached) cell.append(h('img', { src: cached, alt: fmtTime(t), height: thumbHeight }));
-      else if (cached === '' || !covered) cell.append(h('span', { class: 'tl-nomedia' }, 'no media'));
+      else if (cached === '') cell.append(h('span', { class: 'tl-nomedia' }, 'no media'));
+      else if (!covered) cell.classList.add('tl-uncovered'); // the track shows why: no fragment there
       else cell.append(h('span', { class: 'spinner small' }, ''));
       cell.append(h('span', { class: 'tl-thumb-time' }, fmtTime(t, false).slice(0, 8)));
       return { t, cell, covered, done: cached !== undefined || !covered };

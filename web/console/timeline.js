@@ -148,7 +148,8 @@ export class Timeline {
     const step = niceIntervals.find((iv) => iv >= (this.to - this.from) / 6) || 86400000;
     const labels = [];
     for (let t = Math.ceil(this.from / step) * step; t <= this.to; t += step) {
-      labels.push(h('span', { style: `left:${this.x(t)}%` }, fmtTime(t, false).slice(0, step < 1000 ? 12 : 8)));
+      // Not so close to an edge that half the label is cut off.
+      if (this.x(t) > 3 && this.x(t) < 97) labels.push(h('span', { style: `left:${this.x(t)}%` }, fmtTime(t, false).slice(0, 8)));
     }
     this.axis.replaceChildren(...labels);
   }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -612,5 +613,86 @@ func TestConsoleCORSPreflight(t *testing.T) {
 		if resp.Header.Get("Access-Control-Allow-Origin") != "*" || !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "x-amzn-ErrorType") {
 			t.Errorf("GET %s from another origin: %d %v", p, resp.StatusCode, resp.Header)
 		}
+	}
+}
+
+// FuzzConsoleRequest: any path under /console/ and any If-None-Match and
+// Accept-Encoding headers get 200, 304 or a 404 AWS error, never a crash
+// or a 500.
+func FuzzConsoleRequest(f *testing.F) {
+	console.load()
+	f.Add("/console/"+console.version+"/app.js", console.files["app.js"].etag, "gzip")
+	f.Add("/console/x/../app.js", `W/"x", *`, "gzip;q=0, br")
+	f.Add("/console//", "", "GZIP; q=0.5")
+	f.Add("/", `"`, ";;,")
+	s := New(Config{PublicURL: "http://127.0.0.1"})
+	h := s.Handler()
+	f.Fuzz(func(t *testing.T, path, inm, ae string) {
+		req, err := http.NewRequest(http.MethodGet, "http://127.0.0.1/", nil)
+		if err != nil {
+			t.Skip()
+		}
+		req.URL.Path = "/console/" + strings.TrimPrefix(path, "/")
+		req.Header.Set("If-None-Match", inm)
+		req.Header.Set("Accept-Encoding", ae)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		switch w.Code {
+		case http.StatusOK, http.StatusNotModified:
+		case http.StatusNotFound:
+			if w.Header().Get("x-amzn-ErrorType") == "" {
+				t.Fatalf("%q: 404 without an AWS error", path)
+			}
+		default:
+			t.Fatalf("%q: status %d", path, w.Code)
+		}
+	})
+}
+
+// TestConsoleFragmentTagsNode runs the console's fragment-tag reader
+// (web/console/ebml.js, under node) on a real GetMediaForFragmentList
+// response of the KVS C producer capture with metadata tags: it finds the
+// producer's tags, and no prefix or damaged copy makes it throw.
+func TestConsoleFragmentTagsNode(t *testing.T) {
+	node := requireTool(t, "node")
+	ts := newTestServer(t, nil, fragments.Config{})
+	nums := gmIngest(t, ts, "tagged", filepath.Join(testRepo, "testdata/producer/producer-c-video-absolute-tags.mkv"), 24)
+	resp, body := gmPost(t, ts.URL, "/getMediaForFragmentList", map[string]any{"StreamName": "tagged", "Fragments": []string{nums[1]}})
+	if resp.StatusCode != 200 {
+		t.Fatalf("getMediaForFragmentList: %d %s", resp.StatusCode, body)
+	}
+	file := filepath.Join(t.TempDir(), "fragment.mkv")
+	if err := os.WriteFile(file, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(node, filepath.Join(playersDir(t), "ebml-check.mjs"), file).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ebml-check.mjs: %v\n%s", err, out)
+	}
+	var r struct {
+		Tags []struct {
+			Name  string `json:"name"`
+			Value string `json:"value"`
+		} `json:"tags"`
+		Done        bool     `json:"done"`
+		Error       string   `json:"error"`
+		Truncations int      `json:"truncations"`
+		Mutations   int      `json:"mutations"`
+		Threw       []string `json:"threw"`
+		DoneEarly   int      `json:"doneEarly"`
+	}
+	if err := json.Unmarshal([]byte(lastJSONLine(string(out))), &r); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	t.Logf("%d tags, %d prefixes, %d damaged copies parsed", len(r.Tags), r.Truncations, r.Mutations)
+	got := map[string]string{}
+	for _, tag := range r.Tags {
+		got[tag.Name] = tag.Value
+	}
+	if !r.Done || r.Error != "" || got["AWS_KINESISVIDEO_FRAGMENT_NUMBER"] != nums[1] || !strings.HasPrefix(got["TEST_KEY_1"], "TEST_VALUE_") {
+		t.Errorf("tags %v (done %v, error %q), want fragment %s and the producer's TEST_KEY_n", got, r.Done, r.Error, nums[1])
+	}
+	if len(r.Threw) > 0 || r.DoneEarly > 0 || r.Truncations < 100 || r.Mutations < 1000 {
+		t.Errorf("threw %v; %d prefixes claimed done before the Cluster", r.Threw, r.DoneEarly)
 	}
 }

@@ -210,7 +210,7 @@ func TestConsole(t *testing.T) {
 
 	plays := []string{"play:hlsjs:HLS_FMP4", "play:shaka:HLS_FMP4", "play:dashjs:DASH", "play:native:HLS_FMP4", "play:shaka:DASH", "play:hlsjs:HLS_TS"}
 	checks := append([]string{"streams"}, plays...)
-	checks = append(checks, "thumbs", "clip", "metadata:tagged", "dashboard", "manage")
+	checks = append(checks, "ondemand:hlsjs:HLS_FMP4", "ondemand:dashjs:DASH", "thumbs", "clip", "metadata:tagged", "dashboard", "manage")
 	out := runConsole(t, ts.URL, "--checks", strings.Join(checks, ","), "--seconds", "5", "--artifacts", art, "--timeout", "45")
 	t.Logf("chromium %s; screenshots in %s", out.Browser, art)
 
@@ -236,6 +236,29 @@ func TestConsole(t *testing.T) {
 		out.check(t, name, &p)
 		if !p.played(5) || p.VideoWidth <= 0 || !strings.Contains(p.SessionURL, "SessionToken=") {
 			t.Errorf("%s: did not play 5 s: advanced %.2f, errors %v, video width %d, status %q", name, p.Advanced, p.Errors, p.VideoWidth, p.Status)
+		}
+	}
+
+	// ON_DEMAND over 20 s of the past; a click on a thumbnail inside the
+	// range seeks within the session: the playhead's wall time 1.5 s later
+	// is the thumbnail's time plus what has played since (a fragment's
+	// start may be a second before it: seeks land on the fragment).
+	for _, name := range []string{"ondemand:hlsjs:HLS_FMP4", "ondemand:dashjs:DASH"} {
+		var od struct {
+			Advanced  float64  `json:"advanced"`
+			Errors    []string `json:"errors"`
+			Target    *float64 `json:"target"`
+			SeekError *float64 `json:"seekErrorMs"`
+			AfterSeek struct {
+				Mode string `json:"mode"`
+			} `json:"afterSeek"`
+		}
+		out.check(t, name, &od)
+		if od.Advanced < 3 || len(od.Errors) > 0 {
+			t.Errorf("%s: did not play: advanced %.2f, errors %v", name, od.Advanced, od.Errors)
+		}
+		if od.Target == nil || od.SeekError == nil || *od.SeekError < -1500 || *od.SeekError > 3500 || od.AfterSeek.Mode != "ON_DEMAND" {
+			t.Errorf("%s: a thumbnail click did not seek within the session: %+v", name, od)
 		}
 	}
 

@@ -13,6 +13,7 @@
 //   streams                 #/streams: names listed, rate cells filled
 //   play:PLAYER:PROTOCOL    #/stream/S LIVE with PLAYER (hlsjs|shaka|dashjs|native) and PROTOCOL
 //                           (HLS_FMP4|HLS_TS|DASH): seconds of real playback (play.mjs's meter)
+//   ondemand:PLAYER:PROTOCOL  ON_DEMAND over 20 s of the past; a thumbnail click inside it seeks there
 //   thumbs                  #/stream/S (1 min window): thumbnail strip images, their naturalWidth; a click on one
 //   clip                    #/stream/S?start&end: Export MP4, the download saved as <artifacts>/clip.mp4
 //   metadata:STREAM         #/stream/STREAM: click the first fragment run, read the tags panel
@@ -148,6 +149,41 @@ const checks = {
       };
     }, args.seconds, args.timeout * 1000);
     r.screenshot = await shot(page, args, `play-${player}-${protocol}`);
+    return r;
+  },
+
+  // ondemand:PLAYER:PROTOCOL: ON_DEMAND over 20 s of the past, then a
+  // click on a thumbnail inside the range seeks there (the playhead's wall
+  // time is compared with the thumbnail's).
+  async ondemand(page, args, player, protocol) {
+    const end = Date.now() - 4000;
+    const start = end - 20000;
+    await goto(page, `${args.url}/#/stream/${encodeURIComponent(args.stream)}?player=${player}&protocol=${protocol}&mode=ON_DEMAND` +
+      `&start=${start}&end=${end}&window=60&autoplay=1`);
+    await page.evaluate(meter);
+    const r = await until(page, () => {
+      const errs = [...document.querySelectorAll('#player-error .error')].map((e) => e.textContent.trim());
+      return { done: window.__meter.advanced >= 3 || errs.length > 0, advanced: window.__meter.advanced, errors: errs };
+    }, null, args.timeout * 1000);
+    await page.waitForSelector('.tl-thumb img', { timeout: args.timeout * 1000 }).catch(() => {});
+    // The latest loaded thumbnail inside the session's range, at least 4 s after its start.
+    const target = await page.evaluate(([a, b]) => {
+      const cells = [...document.querySelectorAll('.tl-thumb')].filter((c) => c.querySelector('img'))
+        .map((c) => Number(c.dataset.time)).filter((t) => t >= a + 4000 && t <= b - 1000);
+      return cells.length ? cells[cells.length - 1] : null;
+    }, [start, end]);
+    r.target = target;
+    if (target !== null) {
+      await page.click(`.tl-thumb[data-time="${target}"]`);
+      await sleep(1500);
+      const after = await page.evaluate(() => {
+        const v = document.getElementById('video');
+        return { wallTime: v.dataset.wallTime ? Number(v.dataset.wallTime) : null, mode: document.querySelector('select[name=mode]').value,
+          currentTime: v.currentTime, paused: v.paused };
+      });
+      Object.assign(r, { afterSeek: after, seekErrorMs: after.wallTime === null ? null : after.wallTime - target });
+    }
+    r.screenshot = await shot(page, args, `ondemand-${player}-${protocol}`);
     return r;
   },
 

@@ -32,8 +32,9 @@ export function loadLibrary(name) {
 
 /**
  * attach plays url in video with the named player. onError gets fatal
- * errors as {source, message}. Returns {destroy(), version, date()} where
- * date() is the wall-clock time shown (ms) when the player knows it.
+ * errors as {source, message}. Returns {destroy(), version, date(), seek(s)}
+ * where date() is the wall-clock time shown (ms) when the player knows it
+ * and seek goes to a presentation time in seconds.
  */
 export async function attach(name, video, url, onError) {
   const lib = await loadLibrary(name);
@@ -46,7 +47,7 @@ export async function attach(name, video, url, onError) {
       });
       hls.loadSource(url);
       hls.attachMedia(video);
-      return { destroy: () => hls.destroy(), version: lib.version, date: () => (hls.playingDate ? hls.playingDate.getTime() : null), impl: hls };
+      return { destroy: () => hls.destroy(), version: lib.version, date: () => (hls.playingDate ? hls.playingDate.getTime() : null), seek: (t) => { video.currentTime = t; }, impl: hls };
     }
     case 'shaka': {
       lib.polyfill.installAll();
@@ -58,7 +59,7 @@ export async function attach(name, video, url, onError) {
       await p.attach(video);
       p.load(url).catch((e) => onError({ source: 'Shaka', message: `load failed: error ${e.code || ''} ${e.message || ''}`.trim() }));
       return {
-        destroy: () => p.destroy(), version: lib.Player.version, impl: p,
+        destroy: () => p.destroy(), version: lib.Player.version, impl: p, seek: (t) => { video.currentTime = t; },
         date: () => {
           const d = p.getPlayheadTimeAsDate && p.getPlayheadTimeAsDate();
           return d && Number.isFinite(d.getTime()) && d.getTime() > 1e12 ? d.getTime() : null;
@@ -74,7 +75,8 @@ export async function attach(name, video, url, onError) {
       });
       p.on(lib.MediaPlayer.events.PLAYBACK_ERROR, (e) => onError({ source: 'dash.js', message: String(e.error && e.error.message || e.error || 'playback error') }));
       p.initialize(video, url, true);
-      return { destroy: () => p.reset(), version: p.getVersion(), date: () => null, impl: p };
+      // dash.js seeks across Periods itself (the media element's duration is the current Period's).
+      return { destroy: () => p.reset(), version: p.getVersion(), date: () => null, seek: (t) => p.seek(t), impl: p };
     }
     default: {
       video.src = url;
@@ -83,6 +85,7 @@ export async function attach(name, video, url, onError) {
           video.removeAttribute('src');
           video.load();
         },
+        seek: (t) => { video.currentTime = t; },
         version: navigator.userAgent.match(/Chrom(e|ium)\/[\d.]+|Version\/[\d.]+ Safari/)?.[0] || 'browser',
         date: () => {
           const d = video.getStartDate && video.getStartDate();

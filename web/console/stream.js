@@ -290,7 +290,7 @@ export function render(main, route) {
     const s = session;
     if (s && s.frags && s.frags.length && player && t >= s.frags[0].start && t < s.frags[s.frags.length - 1].start + s.frags[s.frags.length - 1].length) {
       const base = video.seekable.length ? video.seekable.start(0) : 0;
-      video.currentTime = base + mediaTime(s.frags, t) / 1000;
+      player.seek(base + mediaTime(s.frags, t) / 1000);
       video.play().catch(() => {});
       return;
     }

@@ -97,6 +97,7 @@ type consoleBench struct {
 		Bytes           int      `json:"bytes"`
 		Requests        int      `json:"requests"`
 		TTIMs           float64  `json:"ttiMs"`
+		BaselineMs      float64  `json:"baselineMs"`
 		PlayerLibraries []string `json:"playerLibraries"`
 	} `json:"runs"`
 	MedianBytes float64 `json:"medianBytes"`
@@ -478,8 +479,6 @@ func TestConsoleSigV4Node(t *testing.T) {
 		t.Errorf("JS-signed headers on another body: %d, want 403", resp.StatusCode)
 	}
 }
-
-
 
 // TestConsoleAssets: what the server sends for the console: index.html at
 // / (revalidated), versioned assets cached for a year, gzip, ETags,

@@ -26,7 +26,9 @@
 // (empty cache): bytes transferred (CDP Network.loadingFinished
 // encodedDataLength, headers included), requests, and time to interactive:
 // the console's performance mark "console-ready", set once the streams
-// table is rendered with its links (navigation start = 0).
+// table is rendered with its links (navigation start = 0). Baseline, in
+// the same context right after: the load event of the server's plain-text
+// /healthz (browser and loopback overhead under the machine's load).
 //
 // Prints one JSON line: {ok, checks: {name: result}, browser, harnessError?}.
 
@@ -360,14 +362,19 @@ async function bench(browser, args) {
       return { tti: m ? m.startTime : null, domContentLoaded: nav ? nav.domContentLoadedEventEnd : null, load: nav ? nav.loadEventEnd : null };
     });
     await sleep(300); // let the last loadingFinished events arrive
-    const urls = [...reqs.values()].map((u) => u.replace(args.url, ''));
-    runs.push({ bytes, requests: reqs.size, ttiMs: Math.round(timing.tti), domContentLoadedMs: Math.round(timing.domContentLoaded), wallMs: Date.now() - t0,
+    const firstBytes = bytes;
+    // Baseline, same context, same moment: a plain-text page of the same
+    // server (/healthz), load event from navigation start.
+    await page.goto(`${args.url}/healthz`, { waitUntil: 'load' });
+    const baselineMs = await page.evaluate(() => performance.getEntriesByType('navigation')[0].loadEventEnd);
+    const urls = [...reqs.values()].map((u) => u.replace(args.url, '')).filter((u) => u !== '/healthz');
+    runs.push({ bytes: firstBytes, requests: urls.length, baselineMs: Math.round(baselineMs), ttiMs: Math.round(timing.tti), domContentLoadedMs: Math.round(timing.domContentLoaded), wallMs: Date.now() - t0,
       playerLibraries: urls.filter((u) => u.includes('/vendor/')), urls });
     await context.close();
   }
   const med = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   return {
-    runs, medianBytes: med(runs.map((r) => r.bytes)), medianTtiMs: med(runs.map((r) => r.ttiMs)),
+    runs, medianBytes: med(runs.map((r) => r.bytes)), medianTtiMs: med(runs.map((r) => r.ttiMs)), medianBaselineMs: med(runs.map((r) => r.baselineMs)),
     maxTtiMs: Math.max(...runs.map((r) => r.ttiMs)), maxBytes: Math.max(...runs.map((r) => r.bytes)),
   };
 }

@@ -165,15 +165,20 @@ const checks = {
     await page.evaluate(meter);
     const r = await until(page, () => {
       const errs = [...document.querySelectorAll('#player-error .error')].map((e) => e.textContent.trim());
-      return { done: window.__meter.advanced >= 3 || errs.length > 0, advanced: window.__meter.advanced, errors: errs };
+      const v = document.getElementById('video');
+      if (!v) return { done: false, advanced: window.__meter.advanced, errors: errs };
+      const buffered = [];
+      for (let i = 0; i < v.buffered.length; i++) buffered.push([v.buffered.start(i), v.buffered.end(i)]);
+      return { done: window.__meter.advanced >= 3 || errs.length > 0, advanced: window.__meter.advanced, errors: errs,
+        before: { currentTime: v.currentTime, paused: v.paused, readyState: v.readyState, duration: v.duration, buffered } };
     }, null, args.timeout * 1000);
-    await page.waitForSelector('.tl-thumb img', { timeout: args.timeout * 1000 }).catch(() => {});
     // The latest loaded thumbnail inside the session's range, at least 4 s after its start.
-    const target = await page.evaluate(([a, b]) => {
+    const pick = await until(page, ([a, b]) => {
       const cells = [...document.querySelectorAll('.tl-thumb')].filter((c) => c.querySelector('img'))
         .map((c) => Number(c.dataset.time)).filter((t) => t >= a + 4000 && t <= b - 1000);
-      return cells.length ? cells[cells.length - 1] : null;
-    }, [start, end]);
+      return { done: cells.length > 0, target: cells.length ? cells[cells.length - 1] : null };
+    }, [start, end], args.timeout * 1000);
+    const target = pick.target;
     r.target = target;
     if (target !== null) {
       await page.click(`.tl-thumb[data-time="${target}"]`);

@@ -132,8 +132,12 @@ export function render(main, route) {
     refresh();
   }
 
-  // refresh reloads the timeline's fragments (ListFragments).
+  // refresh reloads the timeline's fragments (ListFragments). Following
+  // now, it asks only for what is new since the last load (with 30 s of
+  // overlap for late fragments) and drops what left the window.
   let refreshing = false;
+  let loaded = null; // {selector, from, to, frags}
+  const maxFragments = 100000;
   async function refresh() {
     if (refreshing) return;
     refreshing = true;
@@ -141,11 +145,23 @@ export function render(main, route) {
     const to = windowEnd;
     const from = to - windowS * 1000;
     const selector = form.selector.value;
-    tlStatus.replaceChildren(spinner('ListFragments…'));
+    const need = from - 20000; // a fragment that starts up to 20 s earlier may reach into the window
+    const incremental = loaded && loaded.selector === selector && loaded.from <= need && loaded.to <= to && to - loaded.to < 60000;
+    if (!incremental) tlStatus.replaceChildren(spinner('ListFragments…'));
     try {
-      const frags = await listFragments(name, selector, from - 20000, to, { signal: ctl.signal });
+      let frags;
+      if (incremental) {
+        const fresh = await listFragments(name, selector, loaded.to - 30000, to, { signal: ctl.signal, max: maxFragments });
+        const seen = new Set(fresh.map((f) => f.number));
+        frags = loaded.frags.filter((f) => !seen.has(f.number) && f.start + f.length >= need).concat(fresh);
+        frags.sort((a, b) => a.start - b.start);
+      } else {
+        frags = await listFragments(name, selector, need, to, { signal: ctl.signal, max: maxFragments });
+      }
+      loaded = { selector, from: need, to, frags };
       timeline.set(frags.filter((f) => f.start + f.length >= from), from, to, selector);
-      tlStatus.replaceChildren(`${timeline.frags.length} fragments in view`);
+      const cut = frags.length >= maxFragments ? ` (only the first ${maxFragments}: choose a shorter window)` : '';
+      tlStatus.replaceChildren(`${timeline.frags.length} fragments in view${cut}`);
       tlError.replaceChildren();
     } catch (e) {
       if (e.name === 'AbortError') return;

@@ -80,12 +80,31 @@ export async function call(op, input, { endpoint = location.origin, signal, raw 
 // endpoints caches GetDataEndpoint answers: stream + API name -> URL.
 const endpoints = new Map();
 
+/**
+ * reachable turns a URL on an unspecified address (a server listening on
+ * 0.0.0.0 without --public-url: its data endpoint and session URLs) into
+ * one on the page's host with the same port: browsers refuse to fetch
+ * from 0.0.0.0.
+ */
+export function reachable(endpoint) {
+  try {
+    const u = new URL(endpoint);
+    if (u.hostname === '0.0.0.0' || u.hostname === '[::]') {
+      u.hostname = location.hostname;
+      return u.pathname === '/' && !u.search ? u.origin : u.href;
+    }
+  } catch {
+    // not a URL: let the call fail with it
+  }
+  return endpoint;
+}
+
 /** dataEndpoint is GetDataEndpoint's URL for a stream and API name (cached). */
 export async function dataEndpoint(stream, apiName, signal) {
   const key = stream + '\n' + apiName;
   if (!endpoints.has(key)) {
     const p = call('getDataEndpoint', { StreamName: stream, APIName: apiName }, { signal })
-      .then((r) => r.DataEndpoint);
+      .then((r) => reachable(r.DataEndpoint));
     endpoints.set(key, p);
     p.catch(() => endpoints.delete(key));
   }

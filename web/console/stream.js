@@ -2,7 +2,7 @@
 // timestamps, a time range), the fragment timeline with thumbnails, export
 // of the selected range (GetClip) and the selected fragment's metadata.
 
-import { call, dataCall, epoch, listFragments } from './api.js';
+import { call, dataCall, epoch, listFragments, reachable } from './api.js';
 import { readFragmentTags } from './ebml.js';
 import { attach, players } from './players.js';
 import { Timeline, fragmentAt } from './timeline.js';
@@ -243,7 +243,7 @@ export function render(main, route) {
     session = mine;
     let url;
     try {
-      url = (await dataCall(op, api, input, { signal: ctl.signal }))[field];
+      url = reachable((await dataCall(op, api, input, { signal: ctl.signal }))[field]);
       if (mode !== 'LIVE') {
         const end = mode === 'ON_DEMAND' ? to : Date.now();
         mine.frags = await listFragments(name, selector, from, end, { signal: ctl.signal });

@@ -128,6 +128,9 @@ func New(cfg Config) *Server {
 		return c.String(http.StatusOK, "ok\n")
 	})
 
+	// The web console (console.go).
+	s.consoleRoutes(e)
+
 	// Control plane.
 	e.POST("/createStream", jsonAPI(s, s.createStream))
 	e.POST("/describeStream", jsonAPI(s, s.describeStream))

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -140,6 +141,7 @@ func serve(args []string) error {
 	go func() { errc <- hs.Serve(ln) }()
 	srv.SetReady()
 	log.Info("kvsgate serving", "listen", ln.Addr().String(), "data_dir", *dataDir, "data_endpoint", *publicURL)
+	fmt.Fprintf(os.Stderr, "kvsgate: web console at %s/\n", consoleURL(ln.Addr(), *publicURL))
 
 	if *demo {
 		go runDemo(ctx, log, *publicURL, creds, *region)
@@ -203,6 +205,16 @@ func put(args []string) error {
 		return nil
 	}
 	return err
+}
+
+// consoleURL is where a browser on this machine finds the web console: the
+// public URL, unless the server listens on every interface (0.0.0.0, ::)
+// and no public URL was given, then loopback on the listening port.
+func consoleURL(addr net.Addr, publicURL string) string {
+	if tcp, ok := addr.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() && publicURL == "http://"+addr.String() {
+		return fmt.Sprintf("http://127.0.0.1:%d", tcp.Port)
+	}
+	return strings.TrimRight(publicURL, "/")
 }
 
 // pprofMux serves net/http/pprof's handlers, on --pprof's listener only

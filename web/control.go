@@ -216,9 +216,6 @@ func (s *Server) deleteStream(ctx context.Context, in *deleteStreamIn) (*empty, 
 	}
 	err = s.store.DeleteStream(st, in.CurrentVersion)
 	s.streamsByID.Delete(st.ID) // its sessions end now, not a sessionStreamTTL later
-	if err == nil {
-		s.metrics.forgetStream(st.Name)
-	}
 	return &empty{}, err
 }
 

@@ -87,20 +87,20 @@ type seriesKey struct{ api, stream string }
 // apiSeries are the series of one (api, stream); those its API does not
 // have are nil.
 type apiSeries struct {
-	traits                    apiTraits
-	requests, success         prometheus.Counter
-	outBytes                  prometheus.Counter
-	latency                   prometheus.Observer
-	metadata, media           prometheus.Counter
-	connErrors                prometheus.Counter
-	active                    prometheus.Gauge
-	inBytes, inFragments      prometheus.Counter
-	inFrames, persisted       prometheus.Counter
-	errorAcks                 prometheus.Counter
-	ingestion, persist        prometheus.Observer
-	outFragments, outFrames   prometheus.Counter
-	behind                    prometheus.Gauge
-	labels                    [2]string // api, stream
+	traits                  apiTraits
+	requests, success       prometheus.Counter
+	outBytes                prometheus.Counter
+	latency                 prometheus.Observer
+	metadata, media         prometheus.Counter
+	connErrors              prometheus.Counter
+	active                  prometheus.Gauge
+	inBytes, inFragments    prometheus.Counter
+	inFrames, persisted     prometheus.Counter
+	errorAcks               prometheus.Counter
+	ingestion, persist      prometheus.Observer
+	outFragments, outFrames prometheus.Counter
+	behind                  prometheus.Gauge
+	labels                  [2]string // api, stream
 }
 
 var apiStream = []string{"api", "stream"}

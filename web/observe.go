@@ -79,6 +79,10 @@ func (t *tracked) begin(status int) {
 	}
 	t.series = t.m.seriesOf(t.api, t.info.Stream)
 	t.series.requests.Inc()
+	if n := t.bytesIn.Load(); n > 0 && t.series.inBytes != nil {
+		// PutMedia reads the body's first bytes before it answers.
+		t.series.inBytes.Add(float64(n))
+	}
 	if t.series.active != nil && status < 300 {
 		t.series.active.Inc()
 		t.active = true
@@ -93,7 +97,8 @@ func (t *tracked) wrote(n int64) {
 	}
 }
 
-// received counts PutMedia body bytes as they arrive.
+// received counts PutMedia body bytes as they arrive. It runs on the
+// handler's goroutine, as begin does.
 func (t *tracked) received(n int) {
 	if t == nil || n <= 0 {
 		return
@@ -186,7 +191,8 @@ func (s *Server) finish(c echo.Context, t *tracked, err error) {
 		if se.traits&connection != 0 {
 			latency = t.headers.Sub(t.start)
 		}
-		if err == nil && info.Error == "" && t.status < 400 {
+		ok := err == nil && info.Error == "" && t.status < 400
+		if ok {
 			se.success.Inc()
 		}
 		se.latency.Observe(latency.Seconds())
@@ -199,6 +205,11 @@ func (s *Server) finish(c echo.Context, t *tracked, err error) {
 		}
 		if t.active {
 			se.active.Dec()
+		}
+		if ok && t.api == "DeleteStream" {
+			// A deleted stream's series go (this request's with them), so
+			// that those of deleted streams do not pile up.
+			s.metrics.forgetStream(info.Stream)
 		}
 	}
 	s.logRequest(c, t, latency, end)

@@ -176,6 +176,19 @@ func (b *countingBody) Close() error {
 	return b.r.Close()
 }
 
+// drain returns a function that reads a response to its end and closes it
+// (the wire counter records what arrived), failing the test on an error.
+func drain(t *testing.T) func(*http.Response, error) {
+	return func(resp *http.Response, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
 // one returns the single call to path.
 func one(t *testing.T, calls []clientCall, path string) clientCall {
 	t.Helper()
@@ -340,11 +353,7 @@ func TestMetrics(t *testing.T) {
 	// A PutMedia refused before it starts: a connection error.
 	req, _ = http.NewRequest("POST", ts.URL+"/putMedia", strings.NewReader(""))
 	req.Header.Set("x-amzn-stream-name", "cam")
-	resp, err = wire.client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	drain(t)(wire.client().Do(req))
 	got = wire.take()
 	settle(t, logs, got)
 	s2 := scrapeMetrics(t, ts.URL)
@@ -397,12 +406,7 @@ func TestMetrics(t *testing.T) {
 	segment := strings.Replace(base, "FragmentNumber=", "FragmentNumber="+nums[3]+"&", 1)
 	missing := strings.Replace(base, "FragmentNumber=", "FragmentNumber=1&", 1)
 	for _, u := range []string{segment, missing} {
-		resp, err := wire.client().Get(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		drain(t)(wire.client().Get(u))
 	}
 	got = wire.take()
 	settle(t, logs, got)
@@ -422,21 +426,11 @@ func TestMetrics(t *testing.T) {
 	// refused: an unknown fragment number.
 	for _, sel := range []map[string]any{{"StartSelectorType": "EARLIEST"}, {"StartSelectorType": "FRAGMENT_NUMBER", "AfterFragmentNumber": "1"}} {
 		b, _ := json.Marshal(map[string]any{"StreamName": "cam", "StartSelector": sel})
-		resp, err := wire.client().Post(ts.URL+"/getMedia", "application/json", bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		drain(t)(wire.client().Post(ts.URL+"/getMedia", "application/json", bytes.NewReader(b)))
 	}
 	// GetMediaForFragmentList: three fragments and one that does not exist.
 	b, _ := json.Marshal(map[string]any{"StreamName": "cam", "Fragments": []string{nums[0], nums[5], "42", nums[9]}})
-	resp, err = wire.client().Post(ts.URL+"/getMediaForFragmentList", "application/json", bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	drain(t)(wire.client().Post(ts.URL+"/getMediaForFragmentList", "application/json", bytes.NewReader(b)))
 	got = wire.take()
 	settle(t, logs, got)
 	s5 := scrapeMetrics(t, ts.URL)

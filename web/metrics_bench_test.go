@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 )
@@ -39,48 +40,42 @@ func benchEcho(observe bool, log *slog.Logger) *echo.Echo {
 }
 
 // BenchmarkMetricsMiddleware: what the metrics and the request log add to
-// a request, against the same handler without them: "bare" (no
-// middleware), "metrics" (request log at a level that drops its lines),
+// a request, against the same handler without them. Variants: "bare" (no
+// middleware), "metrics" (the request log at a level that drops its lines),
 // "metrics+textlog" and "metrics+jsonlog" (a line per request, formatted,
-// written to io.Discard). "parallel" runs the metrics on every CPU at once,
-// all on one (api, stream): the counters' contention.
+// written to io.Discard). Each op runs a batch of requests of every variant
+// in turn, so that load from other work on the machine falls on all of them
+// alike; reported are the medians over the batches of wall and CPU (process:
+// GC included) time per request. ns/op is the time of all the batches.
 func BenchmarkMetricsMiddleware(b *testing.B) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	cases := []struct {
-		name    string
-		observe bool
-		log     *slog.Logger
+	variants := []struct {
+		name string
+		e    *echo.Echo
 	}{
-		{"bare", false, quiet},
-		{"metrics", true, quiet},
-		{"metrics+textlog", true, slog.New(slog.NewTextHandler(io.Discard, nil))},
-		{"metrics+jsonlog", true, slog.New(slog.NewJSONHandler(io.Discard, nil))},
+		{"bare", benchEcho(false, quiet)},
+		{"metrics", benchEcho(true, quiet)},
+		{"metrics+textlog", benchEcho(true, slog.New(slog.NewTextHandler(io.Discard, nil)))},
+		{"metrics+jsonlog", benchEcho(true, slog.New(slog.NewJSONHandler(io.Discard, nil)))},
 	}
-	for _, c := range cases {
-		b.Run(c.name, func(b *testing.B) {
-			e := benchEcho(c.observe, c.log)
-			req := httptest.NewRequest(http.MethodPost, "/listFragments", nil)
-			w := &discardWriter{h: http.Header{}}
-			b.ReportAllocs()
-			for b.Loop() {
+	const batch = 200
+	req := httptest.NewRequest(http.MethodPost, "/listFragments", nil)
+	w := &discardWriter{h: http.Header{}}
+	walls := make([][]time.Duration, len(variants))
+	cpus := make([][]time.Duration, len(variants))
+	for b.Loop() {
+		for i, v := range variants {
+			c0, w0 := cpuTime(), time.Now()
+			for range batch {
 				clear(w.h)
-				e.ServeHTTP(w, req)
+				v.e.ServeHTTP(w, req)
 			}
-		})
+			walls[i], cpus[i] = append(walls[i], time.Since(w0)), append(cpus[i], cpuTime()-c0)
+		}
 	}
-	for _, c := range cases[:2] {
-		b.Run("parallel/"+c.name, func(b *testing.B) {
-			e := benchEcho(c.observe, c.log)
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				req := httptest.NewRequest(http.MethodPost, "/listFragments", nil)
-				w := &discardWriter{h: http.Header{}}
-				for pb.Next() {
-					clear(w.h)
-					e.ServeHTTP(w, req)
-				}
-			})
-		})
+	for i, v := range variants {
+		b.ReportMetric(float64(median(walls[i]))/batch, v.name+"-ns/req")
+		b.ReportMetric(float64(median(cpus[i]))/batch, v.name+"-cpu-ns/req")
 	}
 }
 

@@ -22,7 +22,8 @@ type tracked struct {
 	api     string     // the API counted: "" for other routes and CORS preflights
 	series  *apiSeries // nil until the response starts (or the request ends)
 	start   time.Time
-	headers time.Time // when the response started; zero before
+	begun   bool      // the response has started
+	headers time.Time // when, for long connections (their latency)
 	active  bool      // counted in active connections
 	status  int
 
@@ -45,14 +46,14 @@ func trackedOf(c echo.Context) *tracked {
 func (t *tracked) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 
 func (t *tracked) WriteHeader(code int) {
-	if t.headers.IsZero() {
+	if !t.begun {
 		t.begin(code)
 	}
 	t.ResponseWriter.WriteHeader(code)
 }
 
 func (t *tracked) Write(p []byte) (int, error) {
-	if t.headers.IsZero() {
+	if !t.begun {
 		t.begin(http.StatusOK)
 	}
 	n, err := t.ResponseWriter.Write(p)
@@ -62,7 +63,7 @@ func (t *tracked) Write(p []byte) (int, error) {
 
 // ReadFrom keeps the response writer's sendfile (io.Copy of a file).
 func (t *tracked) ReadFrom(r io.Reader) (int64, error) {
-	if t.headers.IsZero() {
+	if !t.begun {
 		t.begin(http.StatusOK)
 	}
 	n, err := io.Copy(t.ResponseWriter, r)
@@ -73,11 +74,14 @@ func (t *tracked) ReadFrom(r io.Reader) (int64, error) {
 // begin notes the start of the response: by then the handler has resolved
 // the stream, so the request's series are looked up now.
 func (t *tracked) begin(status int) {
-	t.headers, t.status = time.Now(), status
+	t.begun, t.status = true, status
 	if t.api == "" {
 		return
 	}
 	t.series = t.m.seriesOf(t.api, t.info.Stream)
+	if t.series.traits&connection != 0 {
+		t.headers = time.Now()
+	}
 	t.series.requests.Inc()
 	if n := t.bytesIn.Load(); n > 0 && t.series.inBytes != nil {
 		// PutMedia reads the body's first bytes before it answers.
@@ -182,7 +186,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 func (s *Server) finish(c echo.Context, t *tracked, err error) {
 	end := time.Now()
 	info := t.info
-	if t.headers.IsZero() {
+	if !t.begun {
 		// Nothing written: net/http sends a 200 with no body.
 		t.begin(http.StatusOK)
 	}

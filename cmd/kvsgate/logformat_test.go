@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -14,8 +15,10 @@ import (
 // TestLogFormatJSON: `serve --log-format json` writes every log line as
 // JSON, a request's line with its id, API, stream, status, error, latency
 // and bytes; the line of a PutMedia comes when it ends, with its duration.
+// With --metrics-listen, /metrics is served there and not on the API's
+// listener.
 func TestLogFormatJSON(t *testing.T) {
-	p := startServer(t, t.TempDir(), "--log-format", "json")
+	p := startServer(t, t.TempDir(), "--log-format", "json", "--metrics-listen", "127.0.0.1:0")
 	resp, err := http.Post(p.url+"/describeStream", "application/json", strings.NewReader(`{"StreamName":"missing"}`))
 	if err != nil {
 		t.Fatal(err)
@@ -69,6 +72,28 @@ func TestLogFormatJSON(t *testing.T) {
 	}
 	if ms, ok := putLine["duration_ms"].(float64); !ok || ms <= 0 {
 		t.Errorf("PutMedia duration_ms %v", putLine["duration_ms"])
+	}
+
+	m := regexp.MustCompile(`"msg":"metrics endpoint","metrics":"([^"]+)"`).FindStringSubmatch(p.log())
+	if m == nil {
+		t.Fatalf("no metrics endpoint logged:\n%s", p.log())
+	}
+	resp, err = http.Get(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Contains(metrics, []byte(`kvs_requests_total{api="PutMedia",stream="cam"} 1`)) {
+		t.Errorf("GET %s: %s\n%s", m[1], resp.Status, metrics)
+	}
+	resp, err = http.Get(p.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Errorf("GET /metrics on the API listener: %s, want 404", resp.Status)
 	}
 }
 

@@ -243,6 +243,33 @@ func jsonRequestLines(t *testing.T, log string) map[string]map[string]any {
 	return out
 }
 
+// creditRecorder notes the fragment credits each request's requestInfo
+// says it consumed, per (api, stream), as the metrics should export them.
+type creditRecorder struct {
+	mu sync.Mutex
+	by map[seriesKey][2]int // metadata, media
+}
+
+// recordCredits installs a recorder inside the metrics middleware: it reads
+// the requestInfo once the handler (which charges the credits) has returned.
+func recordCredits(ts *testServer) *creditRecorder {
+	r := &creditRecorder{by: map[seriesKey][2]int{}}
+	ts.Server.e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			err := next(c)
+			if info := infoOfC(c); info.API != "" {
+				r.mu.Lock()
+				k := seriesKey{info.API, info.Stream}
+				v := r.by[k]
+				r.by[k] = [2]int{v[0] + info.MetadataCredits, v[1] + info.MediaCredits}
+				r.mu.Unlock()
+			}
+			return err
+		}
+	})
+	return r
+}
+
 // settle waits until each call has its request log line: the line is
 // written once the request is counted. (A response can end before its
 // handler returns: a PutMedia ended early finishes its response on the
@@ -301,6 +328,7 @@ func (d delta) is(name string, want float64) {
 func TestMetrics(t *testing.T) {
 	logs := &syncBuffer{}
 	ts := newTestServer(t, nil, fragments.Config{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	credits := recordCredits(ts)
 	wire := &wireCounter{base: http.DefaultTransport}
 	file := filepath.Join(testRepo, "cmd/kvsgate/demo/sample.mkv")
 	frames := ffprobePackets(t, file)
@@ -405,15 +433,16 @@ func TestMetrics(t *testing.T) {
 	base := strings.Replace(aws.ToString(hs.HLSStreamingSessionURL), "getHLSMasterPlaylist.m3u8?", "getMP4MediaFragment.mp4?TrackNumber=1&FragmentNumber=", 1)
 	segment := strings.Replace(base, "FragmentNumber=", "FragmentNumber="+nums[3]+"&", 1)
 	missing := strings.Replace(base, "FragmentNumber=", "FragmentNumber=1&", 1)
-	for _, u := range []string{segment, missing} {
+	playlist := strings.Replace(aws.ToString(hs.HLSStreamingSessionURL), "getHLSMasterPlaylist.m3u8?", "getHLSMediaPlaylist.m3u8?TrackNumber=1&", 1)
+	for _, u := range []string{segment, missing, playlist} {
 		drain(t)(wire.client().Get(u))
 	}
 	got = wire.take()
 	settle(t, logs, got)
 	s4 := scrapeMetrics(t, ts.URL)
 	calls = append(calls, got...)
-	if got[1].status != 200 || got[2].status != 404 {
-		t.Fatalf("media fragment: %d, missing one: %d", got[1].status, got[2].status)
+	if got[1].status != 200 || got[2].status != 404 || got[3].status != 200 {
+		t.Fatalf("media fragment: %d, missing one: %d, media playlist: %d", got[1].status, got[2].status, got[3].status)
 	}
 	delta{t, s3, s4, "GetHLSStreamingSessionURL", "cam"}.is("kvs_success_total", 1)
 	d = delta{t, s3, s4, "GetMP4MediaFragment", "cam"}
@@ -454,7 +483,21 @@ func TestMetrics(t *testing.T) {
 	d.is("kvs_success_total", 1)
 	d.is("kvs_outgoing_bytes_total", float64(got[2].received))
 	d.is("kvs_outgoing_fragments_total", 3)
-	d.is("kvs_archived_fragments_consumed_media_total", 0) // no limiter: no credits recorded
+
+	// ArchivedFragmentsConsumed: exactly the credits the requests recorded
+	// (the limiter charges them; without it, none), per API and stream.
+	credits.mu.Lock()
+	for k, c := range credits.by {
+		d := delta{t, s0, s5, k.api, k.stream}
+		d.is("kvs_archived_fragments_consumed_metadata_total", float64(c[0]))
+		d.is("kvs_archived_fragments_consumed_media_total", float64(c[1]))
+	}
+	credits.mu.Unlock()
+	for _, api := range []string{"ListFragments", "GetHLSMediaPlaylist", "GetMP4MediaFragment"} {
+		if _, ok := credits.by[seriesKey{api, "cam"}]; !ok {
+			t.Errorf("no %s request of cam seen", api)
+		}
+	}
 
 	// /metrics counts no request of its own, and only API requests count.
 	if s5.value("kvs_requests_total", "", "") != 0 || s5.streams()["nope"] {

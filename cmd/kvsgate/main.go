@@ -1,6 +1,6 @@
 // Command kvsgate is a self-hosted Amazon Kinesis Video Streams gateway.
 //
-//	kvsgate serve [--listen 127.0.0.1:8080] [--data-dir ./data] [--public-url URL] [--demo] [--pprof ADDR]
+//	kvsgate serve [--listen 127.0.0.1:8080] [--data-dir ./data] [--public-url URL] [--demo] [--pprof ADDR] [--log-format text|json] [--metrics-listen ADDR]
 //	kvsgate put --endpoint URL --stream NAME [--create] [--realtime] [--loop] FILE.mkv
 package main
 
@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -52,7 +53,7 @@ func main() {
 
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage:
-  kvsgate serve [--listen 127.0.0.1:8080] [--data-dir ./data] [--public-url URL] [--credentials FILE] [--ffmpeg PATH] [--demo] [--pprof ADDR]
+  kvsgate serve [--listen 127.0.0.1:8080] [--data-dir ./data] [--public-url URL] [--credentials FILE] [--ffmpeg PATH] [--demo] [--pprof ADDR] [--log-format text|json] [--metrics-listen ADDR]
   kvsgate put --endpoint URL --stream NAME [--create] [--realtime] [--loop] FILE.mkv`)
 	os.Exit(2)
 }
@@ -75,18 +76,19 @@ func serve(args []string) error {
 	imagesTimeout := fs.Duration("images-decode-timeout", 30*time.Second, "longest a GetImages decoder process may run")
 	imagesProcs := fs.Int("images-decoders", 0, "GetImages decoder processes at once, across requests (default: the CPU count)")
 	demo := fs.Bool("demo", false, "create the stream 'demo' and feed it forever from the bundled sample clip")
-	verbose := fs.Bool("v", false, "debug logging")
+	verbose := fs.Bool("v", false, "debug logging (also logs health checks and metrics scrapes)")
+	logFormat := fs.String("log-format", "text", "log lines as text (key=value) or json")
+	metricsListen := fs.String("metrics-listen", "", "serve /metrics on this address instead of the API's (e.g. 127.0.0.1:9100); default: GET /metrics on --listen")
 	pprofAddr := fs.String("pprof", "", "serve Go's /debug/pprof/ profiles on this address (e.g. 127.0.0.1:6060; unauthenticated: keep it on loopback); off by default")
 	fs.Parse(args)
 	if *clipMaxFragments < 1 || *clipMaxBytes < 1 {
 		return errors.New("--clip-max-fragments and --clip-max-bytes must be at least 1")
 	}
 
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
+	log, err := newLogger(os.Stderr, *logFormat, *verbose)
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
 
 	creds, err := web.LoadCredentials(*credFile)
@@ -132,7 +134,7 @@ func serve(args []string) error {
 		log.Warn("ffmpeg not found: GetImages will fail with InternalFailure until it is installed (apt-get install ffmpeg) or --ffmpeg points at it", "ffmpeg", *ffmpegPath, "err", err)
 	}
 	srv := web.New(web.Config{PublicURL: *publicURL, Store: store, Verifier: verifier, Logger: log, GetMediaConnections: *getMediaConns, SessionKey: key, Images: imagesCfg,
-		ClipMaxFragments: *clipMaxFragments, ClipMaxBytes: *clipMaxBytes})
+		ClipMaxFragments: *clipMaxFragments, ClipMaxBytes: *clipMaxBytes, NoMetricsRoute: *metricsListen != ""})
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -145,6 +147,16 @@ func serve(args []string) error {
 
 	if *demo {
 		go runDemo(ctx, log, *publicURL, creds, *region)
+	}
+	if *metricsListen != "" {
+		mln, err := net.Listen("tcp", *metricsListen)
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", srv.MetricsHandler())
+		log.Info("metrics endpoint", "metrics", "http://"+mln.Addr().String()+"/metrics")
+		go http.Serve(mln, mux)
 	}
 	if *pprofAddr != "" {
 		pln, err := net.Listen("tcp", *pprofAddr)
@@ -215,6 +227,22 @@ func consoleURL(addr net.Addr, publicURL string) string {
 		return fmt.Sprintf("http://127.0.0.1:%d", tcp.Port)
 	}
 	return strings.TrimRight(publicURL, "/")
+}
+
+// newLogger makes the server's logger: slog lines on w, as text
+// (key=value) or JSON, at debug level with verbose.
+func newLogger(w io.Writer, format string, verbose bool) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if verbose {
+		opts.Level = slog.LevelDebug
+	}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
 }
 
 // pprofMux serves net/http/pprof's handlers, on --pprof's listener only

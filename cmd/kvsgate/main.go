@@ -143,7 +143,13 @@ func serve(args []string) error {
 	go func() { errc <- hs.Serve(ln) }()
 	srv.SetReady()
 	log.Info("kvsgate serving", "listen", ln.Addr().String(), "data_dir", *dataDir, "data_endpoint", *publicURL)
-	fmt.Fprintf(os.Stderr, "kvsgate: web console at %s/\n", consoleURL(ln.Addr(), *publicURL))
+	// The console's address is a line of its own for people; with JSON logs,
+	// a log record like the rest.
+	if *logFormat == "json" {
+		log.Info("web console", "url", consoleURL(ln.Addr(), *publicURL)+"/")
+	} else {
+		fmt.Fprintf(os.Stderr, "kvsgate: web console at %s/\n", consoleURL(ln.Addr(), *publicURL))
+	}
 
 	if *demo {
 		go runDemo(ctx, log, *publicURL, creds, *region)

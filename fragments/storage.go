@@ -70,6 +70,10 @@ type FragmentQuery struct {
 	AfterOrdinal int64
 	MinServerNS  int64 // retention cutoff: older fragments are never returned
 	Limit        int
+	// Brief asks only for the fields playlists and manifests read: Ordinal,
+	// Number, ProducerNS, ServerNS, DurationNS, Size and HeaderID. An index
+	// may leave Timecode, SegmentID and Offset zero (it reads fewer columns).
+	Brief bool
 }
 
 // Pending is a fragment ready to commit: its row, meta and (if not yet

@@ -10,7 +10,8 @@ import (
 // may be before DiscontinuityMode ON_DISCONTINUITY marks a discontinuity.
 const GapTolerance = 50 * time.Millisecond
 
-// Entry is one fragment in a session's window.
+// Entry is one fragment in a session's window. Its Fragment has the fields
+// of a FragmentQuery.Brief: Timecode, SegmentID and Offset may be zero.
 type Entry struct {
 	fragments.Fragment
 	// StartNS is the fragment's timestamp in the session's timestamp source.
@@ -97,14 +98,14 @@ func (s *Session) rangeList(idx fragments.Index, st *fragments.Stream, now time.
 	if s.HasEnd {
 		end = s.EndNS
 	}
-	var out []Entry
 	afterTS, afterOrd := int64(-1<<62), int64(0)
 	// One query for the whole list in the common case (a duplicate
 	// producer timestamp or two may need another).
 	pageSize := min(limit+1, 5001)
+	out := make([]Entry, 0, pageSize)
 	for len(out) < limit {
 		page, err := idx.Fragments(fragments.FragmentQuery{StreamID: st.ID, By: s.selector(), From: s.StartNS, To: end,
-			AfterTS: afterTS, AfterOrdinal: afterOrd, MinServerNS: st.Cutoff(now), Limit: pageSize})
+			AfterTS: afterTS, AfterOrdinal: afterOrd, MinServerNS: st.Cutoff(now), Limit: pageSize, Brief: true})
 		if err != nil {
 			return nil, false, err
 		}
@@ -188,7 +189,7 @@ func (s *Session) live(idx fragments.Index, st *fragments.Stream, now time.Time)
 	}
 	from := max(s.BaseOrdinal-1, last-int64(2*s.MaxResults)-1, 0)
 	frags, err := idx.Fragments(fragments.FragmentQuery{StreamID: st.ID, By: fragments.ByOrdinal, AfterOrdinal: from,
-		MinServerNS: st.Cutoff(now), Limit: 2*s.MaxResults + 2})
+		MinServerNS: st.Cutoff(now), Limit: 2*s.MaxResults + 2, Brief: true})
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +232,7 @@ func (s *Session) discontinuitiesSince(idx fragments.Index, st *fragments.Stream
 	after := max(s.BaseOrdinal-1, 0)
 	for after < upTo {
 		page, err := idx.Fragments(fragments.FragmentQuery{StreamID: st.ID, By: fragments.ByOrdinal, AfterOrdinal: after,
-			MinServerNS: st.Cutoff(now), Limit: int(min(upTo-after, 1000))})
+			MinServerNS: st.Cutoff(now), Limit: int(min(upTo-after, 1000)), Brief: true})
 		if err != nil || len(page) == 0 {
 			return n, err
 		}

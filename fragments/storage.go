@@ -112,6 +112,10 @@ type Index interface {
 	MaxFragmentNumber() (uint64, error)
 
 	Fragments(q FragmentQuery) ([]Fragment, error)
+	// Breaks counts discontinuities without listing the fragments: a LIVE
+	// session's discontinuity sequence counts them from its start, so its
+	// cost must not grow with the session's age.
+	Breaks(q BreakQuery) (int64, error)
 	FragmentByNumber(streamID int64, number uint64) (*Fragment, error)
 	Meta(streamID, ordinal int64) (*Meta, error)
 	Header(id int64) (*Header, error)

@@ -63,8 +63,7 @@ func (s *Session) discontinuous(prev, cur *Entry) bool {
 	case DiscontinuityNever:
 		return false
 	}
-	d := cur.StartNS - (prev.StartNS + prev.DurationNS)
-	return d > int64(GapTolerance) || d < -int64(GapTolerance)
+	return fragments.Gap(&prev.Fragment, &cur.Fragment, s.selector(), int64(GapTolerance))
 }
 
 // link sets the flags of entries that follow prev (nil for none).
@@ -225,25 +224,16 @@ func (s *Session) live(idx fragments.Index, st *fragments.Stream, now time.Time)
 }
 
 // discontinuitiesSince counts discontinuities between the session's base
-// and the fragment with ordinal upTo (inclusive), for LIVE sessions.
+// and the fragment with ordinal upTo (inclusive), for LIVE sessions. The
+// index counts them (fragments.Index.Breaks) in time that does not grow
+// with the session's age.
 func (s *Session) discontinuitiesSince(idx fragments.Index, st *fragments.Stream, now time.Time, upTo int64) (int64, error) {
-	var n int64
-	var prev *Entry
-	after := max(s.BaseOrdinal-1, 0)
-	for after < upTo {
-		page, err := idx.Fragments(fragments.FragmentQuery{StreamID: st.ID, By: fragments.ByOrdinal, AfterOrdinal: after,
-			MinServerNS: st.Cutoff(now), Limit: int(min(upTo-after, 1000)), Brief: true})
-		if err != nil || len(page) == 0 {
-			return n, err
-		}
-		for i := range page {
-			e := &Entry{Fragment: page[i], StartNS: s.start(&page[i])}
-			if prev != nil && s.discontinuous(prev, e) {
-				n++
-			}
-			prev = e
-		}
-		after = page[len(page)-1].Ordinal
-	}
-	return n, nil
+	return idx.Breaks(s.breakQuery(st, now, max(s.BaseOrdinal, 1), upTo))
+}
+
+// breakQuery is the fragments.BreakQuery of the session's discontinuities
+// between the fragments with ordinals from and to.
+func (s *Session) breakQuery(st *fragments.Stream, now time.Time, from, to int64) fragments.BreakQuery {
+	return fragments.BreakQuery{StreamID: st.ID, From: from, To: to, MinServerNS: st.Cutoff(now),
+		Gaps: s.Discontinuity == DiscontinuityOnGap, By: s.selector(), Tolerance: int64(GapTolerance)}
 }

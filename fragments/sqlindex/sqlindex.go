@@ -83,6 +83,11 @@ type Index struct {
 
 	mu       sync.Mutex
 	ordinals map[int64]int64 // stream id -> last committed ordinal
+
+	bmu     sync.Mutex
+	briefs  map[int64]*streamBriefs // by stream id (briefs.go)
+	loads   sync.WaitGroup
+	loadOne sync.Mutex
 }
 
 // Open opens (creating if needed) the index at path.
@@ -113,12 +118,18 @@ func Open(path string) (*Index, error) {
 		r.Close()
 		return nil, err
 	}
-	return &Index{w: w, r: r, raw: raw, ordinals: map[int64]int64{}}, nil
+	x := &Index{w: w, r: r, raw: raw, ordinals: map[int64]int64{}, briefs: map[int64]*streamBriefs{}}
+	if err := x.loadAllBriefs(); err != nil {
+		x.Close()
+		return nil, err
+	}
+	return x, nil
 }
 
 // Close implements fragments.Index.
 func (x *Index) Close() error {
 	x.raw.close()
+	x.loads.Wait()
 	err := x.r.Close()
 	if werr := x.w.Close(); err == nil {
 		err = werr
@@ -158,8 +169,11 @@ func (x *Index) CreateStream(s *fragments.Stream) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fragments.ErrStreamExists
 	}
-	s.ID, err = res.LastInsertId()
-	return err
+	if s.ID, err = res.LastInsertId(); err != nil {
+		return err
+	}
+	x.newBriefs(s.ID)
+	return nil
 }
 
 func nonNil(m map[string]string) map[string]string {
@@ -253,6 +267,9 @@ func (x *Index) DeleteStream(id int64) error {
 	x.mu.Lock()
 	delete(x.ordinals, id)
 	x.mu.Unlock()
+	x.bmu.Lock()
+	delete(x.briefs, id)
+	x.bmu.Unlock()
 	return nil
 }
 
@@ -381,6 +398,7 @@ func (x *Index) Commit(batch []*fragments.Pending) error {
 	for id, o := range next {
 		x.ordinals[id] = o
 	}
+	x.addBriefs(batch)
 	return nil
 }
 
@@ -402,6 +420,14 @@ func (x *Index) Fragments(q fragments.FragmentQuery) ([]fragments.Fragment, erro
 	if q.AfterTS > lowTS || (q.AfterTS == lowTS && q.AfterOrdinal > lowOrd) {
 		lowTS, lowOrd = q.AfterTS, q.AfterOrdinal
 	}
+	if q.By == fragments.ByServer && q.MinServerNS > lowTS {
+		lowTS, lowOrd = q.MinServerNS, 0
+	}
+	if q.Brief {
+		if out, ok := x.briefQuery(q, lowTS, lowOrd); ok {
+			return out, nil
+		}
+	}
 	cols := fragCols
 	if q.Brief {
 		cols = briefCols
@@ -419,9 +445,6 @@ func (x *Index) Fragments(q fragments.FragmentQuery) ([]fragments.Fragment, erro
 		ORDER BY producer_ns, ordinal LIMIT ?`
 		args = []int64{q.StreamID, lowTS, lowOrd, q.To, q.MinServerNS, limit}
 	default:
-		if q.MinServerNS > lowTS {
-			lowTS, lowOrd = q.MinServerNS, 0
-		}
 		query = `SELECT ` + cols + ` FROM fragments INDEXED BY fragments_server
 		WHERE stream_id = ? AND (server_ns, ordinal) > (?, ?) AND server_ns <= ?
 		ORDER BY server_ns, ordinal LIMIT ?`
@@ -520,6 +543,7 @@ func (x *Index) Expire(streamID, cutoffNS int64) ([]int64, error) {
 			if err := tx.Commit(); err != nil {
 				return nil, err
 			}
+			x.expireBriefs(streamID, hi)
 		}
 	}
 	rows, err := x.r.Query(`SELECT id FROM segments WHERE stream_id = ? AND closed = 1 AND last_server_ns < ?`, streamID, cutoffNS)

@@ -298,8 +298,14 @@ func (x *Index) loadBriefs(id int64, s *streamBriefs) {
 	defer x.bmu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.loaded(x.briefs[id] == s) // not if the stream was deleted meanwhile
+}
+
+// loaded ends a load: rows Expire deleted meanwhile go, and s is ready if
+// the stream still exists. The caller holds s.mu.
+func (s *streamBriefs) loaded(exists bool) {
 	s.trim(s.expired)
-	s.ready = x.briefs[id] == s // not if the stream was deleted meanwhile
+	s.ready = exists
 }
 
 // dropBriefs forgets a stream's rows (a failed load: the next query tries again).

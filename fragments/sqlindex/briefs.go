@@ -203,6 +203,16 @@ func (x *Index) loadAllBriefs() error {
 // to load). Queries do not need to: until then SQLite answers them.
 func (x *Index) WaitBriefs() { x.loads.Wait() }
 
+// Reload reloads a stream's in-memory rows from the database, for tools
+// (tests) that change fragment rows behind the index's back.
+func (x *Index) Reload(id int64) {
+	x.bmu.Lock()
+	delete(x.briefs, id)
+	x.bmu.Unlock()
+	x.streamBriefs(id)
+	x.WaitBriefs()
+}
+
 // newBriefs starts the (empty) brief rows of a new stream.
 func (x *Index) newBriefs(id int64) {
 	s := newStreamBriefs()

@@ -89,6 +89,20 @@ func oldStream(tb testing.TB, n int, seed uint64) (*sqlindex.Index, *fragments.S
 func TestLiveDiscontinuitySequence(t *testing.T) {
 	idx, st := oldStream(t, 12000, 3)
 	now := time.Now()
+	// The flags of a listing of the whole stream (ingest order is
+	// timestamp order here): the discontinuity sequence of a window whose
+	// first fragment is f counts those after the base up to f.
+	flags := map[bool]map[session.Discontinuity][]session.Entry{}
+	for _, producer := range []bool{false, true} {
+		flags[producer] = map[session.Discontinuity][]session.Entry{}
+		for _, mode := range []session.Discontinuity{session.DiscontinuityNever, session.DiscontinuityOnGap} {
+			all, err := (&session.Session{Mode: session.OnDemand, Discontinuity: mode, Producer: producer, EndNS: 1 << 62, HasEnd: true, MaxResults: 1 << 20}).Compute(idx, st, now)
+			if err != nil || len(all.Entries) != 12000 {
+				t.Fatalf("listing: %v", err)
+			}
+			flags[producer][mode] = all.Entries
+		}
+	}
 	check := func(stage string) {
 		rng := rand.New(rand.NewPCG(5, 5))
 		for i := range 60 {
@@ -104,6 +118,15 @@ func TestLiveDiscontinuitySequence(t *testing.T) {
 			}
 			if describe(got) != describe(want) {
 				t.Fatalf("%s: %+v:\ngot  %s\nwant %s", stage, s, describe(got), describe(want))
+			}
+			var ds int64
+			for _, e := range flags[s.Producer][s.Discontinuity] {
+				if e.Ordinal > s.BaseOrdinal && e.Ordinal <= got.Entries[0].Ordinal && e.Discontinuity {
+					ds++
+				}
+			}
+			if got.DiscontinuitySequence != ds {
+				t.Fatalf("%s: %+v: discontinuity sequence %d, the listing has %d", stage, s, got.DiscontinuitySequence, ds)
 			}
 		}
 	}

@@ -82,15 +82,20 @@ func (s *streamBriefs) add(f *fragments.Fragment) bool {
 	r := briefRow{number: f.Number, producerNS: f.ProducerNS, serverNS: f.ServerNS, durationNS: f.DurationNS,
 		size: uint32(f.Size), headerID: uint32(f.HeaderID)}
 	if s.n == 0 {
-		s.first, s.off, s.chunks = f.Ordinal, 0, nil
-		s.breaks = nil
+		s.freeAll()
+		s.first, s.off = f.Ordinal, 0
 	} else {
 		last := s.at(s.n - 1)
 		s.serverSorted = s.serverSorted && r.serverNS >= last.serverNS
 		s.producerSorted = s.producerSorted && r.producerNS >= last.producerNS
 	}
 	if p := s.off + s.n; p/briefChunk == len(s.chunks) {
-		s.chunks = append(s.chunks, make([]briefRow, 0, briefChunk))
+		c, err := newChunk()
+		if err != nil {
+			s.fail()
+			return true
+		}
+		s.chunks = append(s.chunks, c)
 	}
 	c := &s.chunks[len(s.chunks)-1]
 	*c = append(*c, r)
@@ -98,8 +103,18 @@ func (s *streamBriefs) add(f *fragments.Fragment) bool {
 	return true
 }
 
+// fail gives the rows up for good: SQLite answers for the stream.
 func (s *streamBriefs) fail() {
-	s.failed, s.n, s.chunks, s.breaks = true, 0, nil, nil
+	s.failed, s.n = true, 0
+	s.freeAll()
+}
+
+// freeAll releases every chunk.
+func (s *streamBriefs) freeAll() {
+	for _, c := range s.chunks {
+		freeChunk(c)
+	}
+	s.off, s.chunks, s.breaks = 0, nil, nil
 }
 
 // trim drops the rows with ordinals up to ord.
@@ -112,6 +127,7 @@ func (s *streamBriefs) trim(ord int64) {
 	s.off += k
 	s.n -= k
 	for s.off >= briefChunk {
+		freeChunk(s.chunks[0])
 		s.chunks[0] = nil
 		s.chunks = s.chunks[1:]
 		s.off -= briefChunk
@@ -122,7 +138,7 @@ func (s *streamBriefs) trim(ord int64) {
 		}
 	}
 	if s.n == 0 {
-		s.off, s.chunks, s.breaks = 0, nil, nil
+		s.freeAll()
 	}
 }
 
@@ -206,9 +222,7 @@ func (x *Index) WaitBriefs() { x.loads.Wait() }
 // Reload reloads a stream's in-memory rows from the database, for tools
 // (tests) that change fragment rows behind the index's back.
 func (x *Index) Reload(id int64) {
-	x.bmu.Lock()
-	delete(x.briefs, id)
-	x.bmu.Unlock()
+	x.releaseBriefs(id)
 	x.streamBriefs(id)
 	x.WaitBriefs()
 }
@@ -256,12 +270,13 @@ func (x *Index) loadBriefs(id int64, s *streamBriefs) {
 	x.loadOne.Lock() // one load at a time
 	defer x.loadOne.Unlock()
 	after := int64(0)
+	rows := make([]fragments.Fragment, 0, briefLoadPage)
 	read := func() (int, error) {
 		c, err := x.raw.get()
 		if err != nil {
 			return 0, err
 		}
-		var rows []fragments.Fragment
+		rows = rows[:0]
 		err = c.query(`SELECT `+briefCols+` FROM fragments WHERE stream_id = ? AND ordinal > ? ORDER BY ordinal LIMIT ?`,
 			[]int64{id, after, briefLoadPage}, func(col func(int) int64) {
 				rows = append(rows, fragments.Fragment{Ordinal: col(0), Number: uint64(col(1)), ProducerNS: col(2), ServerNS: col(3),
@@ -321,9 +336,28 @@ func (s *streamBriefs) loaded(exists bool) {
 // dropBriefs forgets a stream's rows (a failed load: the next query tries again).
 func (x *Index) dropBriefs(id int64, s *streamBriefs) {
 	x.bmu.Lock()
-	defer x.bmu.Unlock()
 	if x.briefs[id] == s {
 		delete(x.briefs, id)
+	}
+	x.bmu.Unlock()
+	s.release()
+}
+
+// release frees the rows of a stream state no longer in x.briefs.
+func (s *streamBriefs) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fail()
+}
+
+// releaseBriefs forgets the rows of stream id.
+func (x *Index) releaseBriefs(id int64) {
+	x.bmu.Lock()
+	s := x.briefs[id]
+	delete(x.briefs, id)
+	x.bmu.Unlock()
+	if s != nil {
+		s.release()
 	}
 }
 

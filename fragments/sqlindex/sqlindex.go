@@ -130,6 +130,12 @@ func Open(path string) (*Index, error) {
 func (x *Index) Close() error {
 	x.raw.close()
 	x.loads.Wait()
+	x.bmu.Lock()
+	for id, s := range x.briefs {
+		delete(x.briefs, id)
+		s.release()
+	}
+	x.bmu.Unlock()
 	err := x.r.Close()
 	if werr := x.w.Close(); err == nil {
 		err = werr
@@ -267,9 +273,7 @@ func (x *Index) DeleteStream(id int64) error {
 	x.mu.Lock()
 	delete(x.ordinals, id)
 	x.mu.Unlock()
-	x.bmu.Lock()
-	delete(x.briefs, id)
-	x.bmu.Unlock()
+	x.releaseBriefs(id)
 	return nil
 }
 

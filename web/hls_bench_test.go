@@ -22,7 +22,8 @@ import (
 // BenchmarkHLSMediaPlaylistOnDemand5000 serves ON_DEMAND media playlists of
 // 5000 fragments from a stream of 1,000,000 (the data dir that
 // `go run ./cmd/kvsgate-bench listfragments` generates; set
-// KVSGATE_BENCH_DATA to it). Reports p50-ms and p99-ms per playlist.
+// KVSGATE_BENCH_DATA to it). Reports p50-ms and p99-ms per playlist, and
+// the test process's RSS at the end.
 func BenchmarkHLSMediaPlaylistOnDemand5000(b *testing.B) {
 	ts, st, first, count := openBenchStream(b)
 	const n, spacing = 5000, int64(2 * time.Second) // the generated fragments are 2 s apart
@@ -48,6 +49,9 @@ func BenchmarkHLSMediaPlaylistOnDemand5000(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2])/1e6, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100])/1e6, "p99-ms")
+	// The whole test process (server, its in-memory index of the 1M
+	// fragments, and the client).
+	b.ReportMetric(float64(procStatusKB(b, "VmRSS"))/1024, "rss-MB")
 }
 
 // BenchmarkHLSLivePlaylistLatency measures the time from a fragment's

@@ -34,8 +34,9 @@ func (k breakKind) isBreak(prev, cur *briefRow) bool {
 }
 
 // Breaks implements fragments.Index. From the stream's brief rows it costs
-// a binary search, a walk over at most two partial chunks and one cached
-// count per whole chunk in between; without them (not loaded yet, or
+// a binary search, cached counts of the whole chunks and blocks in the
+// range, and a walk over at most two partial blocks (see breakBlock);
+// without them (not loaded yet, or
 // server timestamps out of ordinal order, so that the retained fragments
 // need not be a range of ordinals) it scans the index.
 func (x *Index) Breaks(q fragments.BreakQuery) (int64, error) {
@@ -53,6 +54,18 @@ func (x *Index) Breaks(q fragments.BreakQuery) (int64, error) {
 	return x.scanBreaks(&q)
 }
 
+// breakBlock rows make a block, the unit of cached break counts inside a
+// chunk: a count costs at most two partial chunks of blocks and two
+// partial blocks of rows beside the whole chunks.
+const breakBlock = 256
+
+// breakCounts caches, for one breakKind, the breaks between the rows of
+// each full chunk and of each full block (-1: not counted yet), by
+// position in s.chunks. Full chunks and blocks never change.
+type breakCounts struct {
+	chunks, blocks []int64
+}
+
 // countBreaks answers q from the rows; the caller holds s.mu (read).
 func (s *streamBriefs) countBreaks(q *fragments.BreakQuery) int64 {
 	retained := sort.Search(s.n, func(i int) bool { return s.at(i).serverNS >= q.MinServerNS })
@@ -61,50 +74,82 @@ func (s *streamBriefs) countBreaks(q *fragments.BreakQuery) int64 {
 	if hi <= lo {
 		return 0
 	}
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
 	k := kindOf(q)
-	row := func(p int) *briefRow { return &s.chunks[p/briefChunk][p%briefChunk] }
+	c := s.counts(k)
 	loPos, hiPos := s.off+int(lo-s.first), s.off+int(hi-s.first)
 	var n int64
-	// p is the position of the later fragment of each pair.
+	// p is the position of the later row of each pair.
 	for p := loPos + 1; p <= hiPos; {
-		if start := p - 1; start%briefChunk == 0 && start+briefChunk-1 <= hiPos {
-			n += s.chunkBreaks(k, start/briefChunk)
+		switch start := p - 1; {
+		case start%briefChunk == 0 && start+briefChunk-1 <= hiPos:
+			n += s.chunkBreaks(k, c, start/briefChunk)
 			p = start + briefChunk
-			continue
+		case start%breakBlock == 0 && start+breakBlock-1 <= hiPos:
+			n += s.blockBreaks(k, c, start/breakBlock)
+			p = start + breakBlock
+		default:
+			if k.isBreak(s.pos(p-1), s.pos(p)) {
+				n++
+			}
+			p++
 		}
-		if k.isBreak(row(p-1), row(p)) {
-			n++
-		}
-		p++
 	}
 	return n
 }
 
-// chunkBreaks returns the breaks between the rows of the full chunk c,
-// counted once per kind. Full chunks never change; the caller holds s.mu
-// (read), and the count cache has its own lock.
-func (s *streamBriefs) chunkBreaks(k breakKind, c int) int64 {
-	s.cmu.Lock()
-	defer s.cmu.Unlock()
+// pos returns the row at position p of s.chunks.
+func (s *streamBriefs) pos(p int) *briefRow { return &s.chunks[p/briefChunk][p%briefChunk] }
+
+// counts returns the cached counts of kind k, as long as s.chunks; the
+// caller holds s.cmu.
+func (s *streamBriefs) counts(k breakKind) *breakCounts {
 	if s.breaks == nil {
-		s.breaks = map[breakKind][]int64{}
+		s.breaks = map[breakKind]*breakCounts{}
 	}
-	counts := s.breaks[k]
-	for len(counts) < len(s.chunks) {
-		counts = append(counts, -1)
+	c := s.breaks[k]
+	if c == nil {
+		c = &breakCounts{}
+		s.breaks[k] = c
 	}
-	s.breaks[k] = counts
-	if counts[c] < 0 {
-		rows := s.chunks[c]
+	for len(c.chunks) < len(s.chunks) {
+		c.chunks = append(c.chunks, -1)
+	}
+	for len(c.blocks) < len(s.chunks)*(briefChunk/breakBlock) {
+		c.blocks = append(c.blocks, -1)
+	}
+	return c
+}
+
+// chunkBreaks returns the breaks between the rows of full chunk i.
+func (s *streamBriefs) chunkBreaks(k breakKind, c *breakCounts, i int) int64 {
+	if c.chunks[i] < 0 {
 		var n int64
-		for i := 1; i < len(rows); i++ {
-			if k.isBreak(&rows[i-1], &rows[i]) {
+		first := i * briefChunk / breakBlock
+		for b := first; b < first+briefChunk/breakBlock; b++ {
+			n += s.blockBreaks(k, c, b)
+			if b > first && k.isBreak(s.pos(b*breakBlock-1), s.pos(b*breakBlock)) {
 				n++
 			}
 		}
-		counts[c] = n
+		c.chunks[i] = n
 	}
-	return counts[c]
+	return c.chunks[i]
+}
+
+// blockBreaks returns the breaks between the rows of full block i.
+func (s *streamBriefs) blockBreaks(k breakKind, c *breakCounts, i int) int64 {
+	if c.blocks[i] < 0 {
+		var n int64
+		for p := i*breakBlock + 1; p < (i+1)*breakBlock; p++ {
+			if k.isBreak(s.pos(p-1), s.pos(p)) {
+				n++
+			}
+		}
+		c.blocks[i] = n
+	}
+	return c.blocks[i]
 }
 
 // scanBreaks answers q from SQLite, a page of rows at a time.

@@ -50,7 +50,7 @@ type streamBriefs struct {
 	expired int64
 	// breaks caches break counts per chunk (breaks.go), under cmu.
 	cmu    sync.Mutex
-	breaks map[breakKind][]int64
+	breaks map[breakKind]*breakCounts
 }
 
 func newStreamBriefs() *streamBriefs {
@@ -131,10 +131,9 @@ func (s *streamBriefs) trim(ord int64) {
 		s.chunks[0] = nil
 		s.chunks = s.chunks[1:]
 		s.off -= briefChunk
-		for kind, counts := range s.breaks {
-			if len(counts) > 0 {
-				s.breaks[kind] = counts[1:]
-			}
+		for _, c := range s.breaks {
+			c.chunks = c.chunks[min(1, len(c.chunks)):]
+			c.blocks = c.blocks[min(briefChunk/breakBlock, len(c.blocks)):]
 		}
 	}
 	if s.n == 0 {

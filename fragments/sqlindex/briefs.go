@@ -296,27 +296,22 @@ func (x *Index) loadBriefs(id int64, s *streamBriefs) {
 		}
 		return len(rows), err
 	}
-	for {
-		n, err := read()
-		if err != nil {
-			x.dropBriefs(id, s)
-			return
+	readAll := func() error {
+		for {
+			if n, err := read(); err != nil || n < briefLoadPage {
+				return err
+			}
 		}
-		if n < briefLoadPage {
-			break
-		}
+	}
+	if err := readAll(); err != nil {
+		x.dropBriefs(id, s)
+		return
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	for {
-		n, err := read()
-		if err != nil {
-			x.dropBriefs(id, s)
-			return
-		}
-		if n < briefLoadPage {
-			break
-		}
+	if err := readAll(); err != nil {
+		x.dropBriefs(id, s)
+		return
 	}
 	x.bmu.Lock()
 	defer x.bmu.Unlock()

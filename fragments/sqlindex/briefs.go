@@ -13,12 +13,13 @@ import (
 // columns of its fragments, in ordinal order, 40 bytes a fragment: a
 // 5000-fragment playlist window is a binary search and a copy instead of
 // 5000 SQLite rows (about 3 ms on the 2-core test machine,
-// docs/PERFORMANCE.md). They are loaded in the background on a stream's
-// first Brief query (which, like any until the load ends, SQLite answers),
-// kept up to date by Commit, Expire and DeleteStream, and used for a
-// timestamp selector only while that timestamp never decreases from one
-// ordinal to the next (then timestamp order is ordinal order, and a range
-// is a slice of ordinals).
+// docs/PERFORMANCE.md). They live outside the Go heap (chunk_unix.go). They
+// are loaded in the background when the index opens (or a stream is first
+// asked for after a failed load; until the load ends SQLite answers), kept
+// up to date by Commit, Expire and DeleteStream, and used for a timestamp
+// selector only while that timestamp never decreases from one ordinal to
+// the next (then timestamp order is ordinal order, and a range is a slice
+// of ordinals).
 type briefRow struct {
 	number     uint64
 	producerNS int64
@@ -39,7 +40,7 @@ const briefLoadPage = 20000
 type streamBriefs struct {
 	mu     sync.RWMutex
 	ready  bool  // loaded: queries may use it
-	failed bool  // a value does not fit a briefRow: never used
+	failed bool  // given up (a value does not fit a briefRow, or released): never used
 	first  int64 // ordinal of the first row
 	off    int   // position of the first row in chunks[0]
 	n      int
@@ -48,7 +49,7 @@ type streamBriefs struct {
 	serverSorted, producerSorted bool
 	// expired: Expire deleted the ordinals up to this one.
 	expired int64
-	// breaks caches break counts per chunk (breaks.go), under cmu.
+	// breaks caches break counts per chunk and block (breaks.go), under cmu.
 	cmu    sync.Mutex
 	breaks map[breakKind]*breakCounts
 }
@@ -58,10 +59,7 @@ func newStreamBriefs() *streamBriefs {
 }
 
 // at returns row i (0 is the first).
-func (s *streamBriefs) at(i int) *briefRow {
-	p := s.off + i
-	return &s.chunks[p/briefChunk][p%briefChunk]
-}
+func (s *streamBriefs) at(i int) *briefRow { return s.pos(s.off + i) }
 
 // add appends the fragment with the next ordinal. It reports false if f
 // does not have it.

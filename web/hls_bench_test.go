@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,14 +23,17 @@ import (
 // BenchmarkHLSMediaPlaylistOnDemand5000 serves ON_DEMAND media playlists of
 // 5000 fragments from a stream of 1,000,000 (the data dir that
 // `go run ./cmd/kvsgate-bench listfragments` generates; set
-// KVSGATE_BENCH_DATA to it). Reports p50-ms and p99-ms per playlist, and
-// the test process's RSS at the end.
+// KVSGATE_BENCH_DATA to it). Reports p50-ms and p99-ms per playlist, the
+// test process's CPU time per op (server and client: unlike latency, it
+// barely depends on what else runs on the machine), and the test process's
+// RSS at the end.
 func BenchmarkHLSMediaPlaylistOnDemand5000(b *testing.B) {
 	ts, st, first, count := openBenchStream(b)
 	const n, spacing = 5000, int64(2 * time.Second) // the generated fragments are 2 s apart
 	rng := rand.New(rand.NewPCG(1, 2))
 	var lat []time.Duration
 	client := &http.Client{}
+	cpu := processCPU()
 	for b.Loop() {
 		from := first.ServerNS + rng.Int64N((count-2*n)*spacing)
 		sess := session.New(session.Session{Protocol: session.HLS, StreamID: st.ID, Mode: session.OnDemand, StartNS: from, EndNS: from + 24*int64(time.Hour), HasEnd: true, MaxResults: n}, time.Now(), time.Hour)
@@ -46,6 +50,7 @@ func BenchmarkHLSMediaPlaylistOnDemand5000(b *testing.B) {
 			b.Fatalf("%d, %d segments", resp.StatusCode, bytes.Count(body, []byte("#EXTINF")))
 		}
 	}
+	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N)/1e6, "cpu-ms/op")
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2])/1e6, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100])/1e6, "p99-ms")
@@ -185,6 +190,13 @@ func mustUint(b testing.TB, s string) uint64 {
 		b.Fatal(err)
 	}
 	return n
+}
+
+// processCPU returns the user and system CPU time of the process so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // openBenchStream serves the 1M-fragment data dir that `go run

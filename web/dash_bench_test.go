@@ -19,8 +19,8 @@ import (
 // fragments from a stream of 1,000,000 (the data dir that `go run
 // ./cmd/kvsgate-bench listfragments` generates; set KVSGATE_BENCH_DATA to
 // it), as BenchmarkHLSMediaPlaylistOnDemand5000 does. Reports p50-ms and
-// p99-ms per manifest, and CPU time per op as the HLS benchmark does; "plain" lists S@t/S@d only, "fn-ts" adds kvs:fn and
-// kvs:ts to every S.
+// p99-ms per manifest, and CPU time per op as the HLS benchmark does;
+// "plain" lists S@t/S@d only, "fn-ts" adds kvs:fn and kvs:ts to every S.
 //
 // The generated stream's header has no codec private data (a manifest
 // needs it for the codecs attribute): the server's header cache is handed

@@ -24,9 +24,9 @@ import (
 // 5000 fragments from a stream of 1,000,000 (the data dir that
 // `go run ./cmd/kvsgate-bench listfragments` generates; set
 // KVSGATE_BENCH_DATA to it). Reports p50-ms and p99-ms per playlist, the
-// test process's CPU time per op (server and client: unlike latency, it
-// barely depends on what else runs on the machine), and the test process's
-// RSS at the end.
+// test process's CPU time per op (server and client: it depends less than
+// latency on what else runs on the machine), and the test process's RSS at
+// the end.
 func BenchmarkHLSMediaPlaylistOnDemand5000(b *testing.B) {
 	ts, st, first, count := openBenchStream(b)
 	const n, spacing = 5000, int64(2 * time.Second) // the generated fragments are 2 s apart

@@ -424,7 +424,7 @@ func (x *Index) Fragments(q fragments.FragmentQuery) ([]fragments.Fragment, erro
 	if q.AfterTS > lowTS || (q.AfterTS == lowTS && q.AfterOrdinal > lowOrd) {
 		lowTS, lowOrd = q.AfterTS, q.AfterOrdinal
 	}
-	if q.By == fragments.ByServer && q.MinServerNS > lowTS {
+	if q.By != fragments.ByOrdinal && q.By != fragments.ByProducer && q.MinServerNS > lowTS { // ByServer
 		lowTS, lowOrd = q.MinServerNS, 0
 	}
 	if q.Brief {

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -337,5 +338,87 @@ func TestBriefsLoadDuringExpiry(t *testing.T) {
 	s2.loaded(false)
 	if s2.ready {
 		t.Fatal("rows of a stream deleted during the load are used")
+	}
+}
+
+// TestBriefsConcurrent runs commits, expiry, reloads, Brief queries and
+// break counts at once (for the race detector), then checks that the rows
+// in memory equal SQLite's.
+func TestBriefsConcurrent(t *testing.T) {
+	x, st := openTest(t, t.TempDir(), dataset{n: 2000}, 31)
+	defer x.Close()
+	all := fullRows(t, x, st.ID)
+	last := all[len(all)-1]
+	more := randomFragments(rand.New(rand.NewPCG(2, 2)), st.ID, dataset{n: 3000}, 1<<45)
+	for i, p := range more {
+		p.Fragment.ServerNS += last.ServerNS + int64(i+1)*2e9 - t0
+		p.Fragment.ProducerNS += last.ProducerNS + int64(i+1)*2e9 - t0
+	}
+	done := make(chan struct{})
+	errs := make(chan error, 8)
+	go func() { // the writer: commits in small batches, expiring now and then
+		defer close(done)
+		for i := 0; i < len(more); i += 50 {
+			if err := x.Commit(more[i : i+50]); err != nil {
+				errs <- err
+				return
+			}
+			if i%500 == 0 {
+				if _, err := x.Expire(st.ID, all[i/5].ServerNS); err != nil {
+					errs <- err
+					return
+				}
+			}
+			if i%1000 == 0 {
+				x.Reload(st.ID)
+			}
+		}
+	}()
+	var readers sync.WaitGroup
+	for r := range 2 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			rng := rand.New(rand.NewPCG(uint64(r), 1))
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				q := randomQuery(rng, st.ID, all)
+				q.Brief = true
+				if _, err := x.Fragments(q); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := x.Breaks(fragments.BreakQuery{StreamID: st.ID, From: 1, To: 1 << 40, Gaps: true, Tolerance: 1e6}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	readers.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	x.WaitBriefs()
+	full := fullRows(t, x, st.ID)
+	got, err := x.Fragments(fragments.FragmentQuery{StreamID: st.ID, By: fragments.ByOrdinal, MinServerNS: -1 << 63, Limit: 1 << 30, Brief: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := x.briefQuery(fragments.FragmentQuery{StreamID: st.ID, By: fragments.ByOrdinal, Limit: 1, Brief: true}, 0, 0); !ok {
+		t.Fatal("the rows are not in use after the writes")
+	}
+	if len(got) != len(full) || len(full) == 0 {
+		t.Fatalf("memory has %d rows, SQLite %d", len(got), len(full))
+	}
+	for i := range full {
+		if got[i] != brief(full[i]) {
+			t.Fatalf("row %d: memory %+v, SQLite %+v", i, got[i], full[i])
+		}
 	}
 }

@@ -118,7 +118,7 @@ func TestAPIErrorsRaw(t *testing.T) {
 		{"empty object", "POST", "/listFragments", "{}", 400, "InvalidArgumentException"},
 		{"unknown stream", "POST", "/describeStream", `{"StreamName":"nope"}`, 404, "ResourceNotFoundException"},
 		{"unknown route", "POST", "/describeStreams", `{}`, 404, "UnknownOperationException"},
-		{"unknown route, root", "POST", "/", `{}`, 404, "UnknownOperationException"},
+		{"POST to the console's page", "POST", "/", `{}`, 405, "UnknownOperationException"},
 		{"GET on a POST route", "GET", "/describeStream", "", 405, "UnknownOperationException"},
 		{"PUT on a POST route", "PUT", "/createStream", `{"StreamName":"n"}`, 405, "UnknownOperationException"},
 		{"DELETE on a POST route", "DELETE", "/deleteStream", "", 405, "UnknownOperationException"},

@@ -209,6 +209,15 @@ func (s *Server) getImages(c echo.Context) error {
 	if !st.Archived() {
 		return noDataRetention(st.Name)
 	}
+	// Credits: 400 + MaxResults metadata, MaxResults media (the
+	// guide's table; MaxResults defaults to the page size).
+	asked := imagesPageSize
+	if in.MaxResults != nil {
+		asked = int(*in.MaxResults)
+	}
+	if err := s.admit(infoOfC(c), 400+asked, asked); err != nil {
+		return err
+	}
 	rq.grid.StreamID = st.ID
 	if in.NextToken != nil {
 		g, err := decodeImagesToken(*in.NextToken)

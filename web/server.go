@@ -16,12 +16,14 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 	mp4clip "github.com/kvsgate/kvsgate/clip"
 	"github.com/kvsgate/kvsgate/fragments"
 	"github.com/kvsgate/kvsgate/images"
 	"github.com/kvsgate/kvsgate/session"
+	"github.com/kvsgate/kvsgate/session/limits"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 )
@@ -35,9 +37,9 @@ type Config struct {
 	Logger    *slog.Logger
 	// MaxJSONBody bounds JSON request bodies. Default 1 MiB.
 	MaxJSONBody int64
-	// GetMediaConnections is how many GetMedia connections a stream allows
-	// at once (ConnectionLimitExceededException beyond). Default 3.
-	GetMediaConnections int
+	// Limits are the request limits and fragment-credit quotas
+	// (session/limits). nil: the guide's defaults, limits.Default().
+	Limits *limits.Config
 	// SessionKey seals HLS and DASH session tokens (32 bytes). Servers that
 	// share it serve each other's sessions. A random key if nil.
 	SessionKey []byte
@@ -59,7 +61,7 @@ type Server struct {
 	auth  *Verifier
 	ready atomic.Bool
 
-	getMediaConns connLimits
+	limiter       *limits.Limiter
 	lingering     sync.WaitGroup // PutMedia connections ended before their body
 	sessions      *session.Keyring
 	headers       sync.Map // header id -> *fragments.Header (headers never change)
@@ -77,8 +79,9 @@ func New(cfg Config) *Server {
 	if cfg.MaxJSONBody == 0 {
 		cfg.MaxJSONBody = 1 << 20
 	}
-	if cfg.GetMediaConnections == 0 {
-		cfg.GetMediaConnections = 3
+	if cfg.Limits == nil {
+		def := limits.Default()
+		cfg.Limits = &def
 	}
 	if cfg.ClipMaxFragments <= 0 {
 		cfg.ClipMaxFragments = mp4clip.DefaultMaxFragments
@@ -99,7 +102,7 @@ func New(cfg Config) *Server {
 		panic(err) // a key of the wrong size is a programming error: main checks it
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, auth: cfg.Verifier, sessions: keyring,
-		segments: newSegmentCache(segmentCacheBytes, segmentCacheFragments)}
+		segments: newSegmentCache(segmentCacheBytes, segmentCacheFragments), limiter: limits.New(*cfg.Limits, time.Now)}
 	if cfg.Images.Logger == nil {
 		cfg.Images.Logger = cfg.Logger
 	}
@@ -116,7 +119,7 @@ func New(cfg Config) *Server {
 		AllowMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodOptions},
 		AllowHeaders: []string{"*", "Authorization", "Content-Type", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256", "X-Amz-User-Agent", "Range"},
 		ExposeHeaders: []string{"x-amzn-ErrorType", "x-amz-RequestId", "x-amzn-RequestId", "Content-Length", "Content-Type",
-			"x-amzn-kvsgate-clip-truncated", "x-amzn-kvsgate-clip-next-timestamp"},
+			"x-amzn-kvsgate-clip-truncated", "x-amzn-kvsgate-clip-next-timestamp", "Retry-After"},
 		MaxAge: 86400,
 	}))
 	s.e = e

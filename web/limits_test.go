@@ -1,0 +1,370 @@
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kvsgate/kvsgate/session/limits"
+)
+
+// fakeClock drives a test server's limiter: tests move it by hand, so
+// bursts and refills are exact whatever the machine's speed.
+type fakeClock struct{ ns atomic.Int64 }
+
+func newFakeClock() *fakeClock {
+	c := &fakeClock{}
+	c.ns.Store(time.Now().UnixNano())
+	return c
+}
+
+func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// limitsEnv is a server with limits on, a fake clock, and the demo clip
+// (10 fragments) in stream "cam" and "other".
+type limitsEnv struct {
+	t     *testing.T
+	ts    *testServer
+	clock *fakeClock
+	nums  []string // cam's fragment numbers
+}
+
+func newLimitsEnv(t *testing.T, lc limits.Config) *limitsEnv {
+	t.Helper()
+	clock := newFakeClock()
+	ts := newLimitedTestServer(t, lc, clock.Now)
+	e := &limitsEnv{t: t, ts: ts, clock: clock}
+	clip := filepath.Join(testRepo, "cmd/kvsgate/demo/sample.mkv")
+	e.nums = gmIngest(t, ts, "cam", clip, 1)
+	gmIngest(t, ts, "other", clip, 1)
+	clock.Advance(10 * time.Second) // every bucket full again
+	return e
+}
+
+// with is the env for a subtest.
+func (e *limitsEnv) with(t *testing.T) *limitsEnv {
+	c := *e
+	c.t = t
+	return &c
+}
+
+// post is a JSON API call.
+func (e *limitsEnv) post(path string, body any) (*http.Response, []byte) {
+	e.t.Helper()
+	return gmPost(e.t, e.ts.URL, path, body)
+}
+
+// get is a GET of a playback resource.
+func (e *limitsEnv) get(u string) (*http.Response, []byte) {
+	e.t.Helper()
+	return hlsClient{e.t, e.ts}.get(u)
+}
+
+// burst makes n calls at one instant of the limiter's clock and checks that
+// exactly the first allowed succeed and the rest are refused with typ,
+// naming limit.
+func (e *limitsEnv) burst(n, allowed int, typ, limit string, call func() (*http.Response, []byte)) {
+	e.t.Helper()
+	for i := range n {
+		resp, b := call()
+		if i < allowed {
+			if resp.StatusCode != 200 {
+				e.t.Fatalf("call %d of %d (allowed %d): %d %s", i+1, n, allowed, resp.StatusCode, b)
+			}
+			continue
+		}
+		checkThrottled(e.t, resp, b, typ, limit)
+	}
+}
+
+// checkThrottled checks a refusal: 400, the exception in the header and
+// the body, the limit named in the message, Retry-After for rates.
+func checkThrottled(t *testing.T, resp *http.Response, b []byte, typ, limit string) {
+	t.Helper()
+	var body struct {
+		Type    string `json:"__type"`
+		Message string
+	}
+	json.Unmarshal(b, &body)
+	if resp.StatusCode != 400 || resp.Header.Get("x-amzn-ErrorType") != typ || body.Type != typ || !strings.Contains(body.Message, limit) {
+		t.Fatalf("want 400 %s naming %s: %d %s %s", typ, limit, resp.StatusCode, resp.Header.Get("x-amzn-ErrorType"), b)
+	}
+	ra := resp.Header.Get("Retry-After")
+	if typ == "ClientLimitExceededException" {
+		if n, err := strconv.Atoi(ra); err != nil || n < 1 {
+			t.Fatalf("Retry-After %q", ra)
+		}
+	} else if ra != "" {
+		t.Fatalf("Retry-After %q on a connection limit", ra)
+	}
+	if resp.Header.Get("x-amzn-RequestId") == "" {
+		t.Fatal("no request id")
+	}
+}
+
+// onDemand returns a new ON_DEMAND HLS session of a stream's last 10 min.
+func (e *limitsEnv) onDemand(stream string, extra map[string]any) string {
+	e.t.Helper()
+	now := time.Now().Unix()
+	body := map[string]any{"StreamName": stream, "PlaybackMode": "ON_DEMAND",
+		"HLSFragmentSelector": map[string]any{"FragmentSelectorType": "SERVER_TIMESTAMP",
+			"TimestampRange": map[string]any{"StartTimestamp": now - 600, "EndTimestamp": now + 60}}}
+	for k, v := range extra {
+		body[k] = v
+	}
+	code, typ, u := hlsClient{e.t, e.ts}.sessionURL(body)
+	if code != 200 {
+		e.t.Fatalf("GetHLSStreamingSessionURL: %d %s", code, typ)
+	}
+	return u
+}
+
+func resource(master, name, query string) string {
+	return strings.Replace(master, "getHLSMasterPlaylist.m3u8?", name+"?"+query+"&", 1)
+}
+
+const clientLimit, connLimit = "ClientLimitExceededException", "ConnectionLimitExceededException"
+
+// TestLimitsBursts: with the guide's defaults, a burst against each limit
+// is admitted exactly as far as the bucket allows and refused beyond with
+// ClientLimitExceededException (or ConnectionLimitExceededException);
+// buckets refill with time; one stream's or session's traffic never
+// throttles another's.
+func TestLimitsBursts(t *testing.T) {
+	e := newLimitsEnv(t, limits.Default())
+	refill := func() { e.clock.Advance(10 * time.Second) }
+
+	t.Run("control plane, per stream and per account", func(t *testing.T) {
+		e := e.with(t)
+		refill()
+		e.burst(6, 5, clientLimit, "describe-stream-tps", func() (*http.Response, []byte) {
+			return e.post("/describeStream", map[string]any{"StreamName": "cam"})
+		})
+		if resp, b := e.post("/describeStream", map[string]any{"StreamName": "other"}); resp.StatusCode != 200 {
+			t.Fatalf("other stream throttled: %s", b)
+		}
+		e.burst(51, 50, clientLimit, "list-streams-account-tps", func() (*http.Response, []byte) {
+			return e.post("/listStreams", map[string]any{})
+		})
+		// CreateStream: 50 a second; the 51st is refused and creates nothing.
+		i := 0
+		e.burst(51, 50, clientLimit, "create-stream-account-tps", func() (*http.Response, []byte) {
+			i++
+			return e.post("/createStream", map[string]any{"StreamName": fmt.Sprintf("s%d", i)})
+		})
+		if resp, _ := e.post("/describeStream", map[string]any{"StreamName": "s51"}); resp.StatusCode != 404 {
+			t.Fatalf("refused CreateStream created its stream: %d", resp.StatusCode)
+		}
+		// TagResource is TagStream by ARN: they share a stream's 5 TPS.
+		e.clock.Advance(time.Second)
+		_, b := e.post("/describeStream", map[string]any{"StreamName": "other"})
+		var d struct{ StreamInfo struct{ StreamARN string } }
+		json.Unmarshal(b, &d)
+		e.burst(3, 3, clientLimit, "", func() (*http.Response, []byte) {
+			return e.post("/tagStream", map[string]any{"StreamName": "other", "Tags": map[string]string{"a": "b"}})
+		})
+		e.burst(3, 2, clientLimit, "tag-stream-tps", func() (*http.Response, []byte) {
+			return e.post("/TagResource", map[string]any{"ResourceARN": d.StreamInfo.StreamARN, "Tags": []map[string]string{{"Key": "c", "Value": "d"}}})
+		})
+	})
+
+	t.Run("PutMedia 5 TPS per stream", func(t *testing.T) {
+		e := e.with(t)
+		refill()
+		e.burst(6, 5, clientLimit, "put-media-tps", func() (*http.Response, []byte) {
+			req, _ := http.NewRequest("POST", e.ts.URL+"/putMedia", bytes.NewReader(nil))
+			req.Header.Set("x-amzn-stream-name", "cam")
+			req.Header.Set("x-amzn-fragment-timecode-type", "ABSOLUTE")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var buf bytes.Buffer
+			buf.ReadFrom(resp.Body)
+			return resp, buf.Bytes()
+		})
+	})
+
+	t.Run("ListFragments metadata credits, refill, other stream", func(t *testing.T) {
+		e := e.with(t)
+		refill()
+		list := func(stream string, n int) func() (*http.Response, []byte) {
+			return func() (*http.Response, []byte) {
+				return e.post("/listFragments", map[string]any{"StreamName": stream, "MaxResults": n})
+			}
+		}
+		e.burst(11, 10, clientLimit, "fragment-metadata-credits", list("cam", 1000))
+		e.burst(1, 1, clientLimit, "", list("other", 1000))
+		// 10,000 a second: 100 ms give back 1000, and not one more.
+		e.clock.Advance(100 * time.Millisecond)
+		e.burst(2, 1, clientLimit, "fragment-metadata-credits", list("cam", 1000))
+		e.clock.Advance(time.Millisecond)
+		e.burst(2, 1, clientLimit, "fragment-metadata-credits", list("cam", 10))
+	})
+
+	t.Run("session URLs 25 TPS per stream", func(t *testing.T) {
+		e := e.with(t)
+		refill()
+		now := time.Now().Unix()
+		body := map[string]any{"StreamName": "cam", "PlaybackMode": "ON_DEMAND",
+			"HLSFragmentSelector": map[string]any{"FragmentSelectorType": "SERVER_TIMESTAMP",
+				"TimestampRange": map[string]any{"StartTimestamp": now - 600, "EndTimestamp": now + 60}}}
+		e.burst(26, 25, clientLimit, "get-hls-streaming-session-url-tps", func() (*http.Response, []byte) {
+			return e.post("/getHLSStreamingSessionURL", body)
+		})
+		dash := map[string]any{"StreamName": "cam", "PlaybackMode": "ON_DEMAND",
+			"DASHFragmentSelector": body["HLSFragmentSelector"]}
+		e.burst(26, 25, clientLimit, "get-dash-streaming-session-url-tps", func() (*http.Response, []byte) {
+			return e.post("/getDASHStreamingSessionURL", dash)
+		})
+	})
+
+	t.Run("session resources", func(t *testing.T) {
+		e := e.with(t)
+		refill()
+		master := e.onDemand("cam", map[string]any{"MaxMediaPlaylistFragmentResults": 10})
+		get := func(u string) func() (*http.Response, []byte) {
+			return func() (*http.Response, []byte) { return e.get(u) }
+		}
+		e.burst(6, 5, clientLimit, "get-hls-master-playlist-tps", get(master))
+		e.burst(6, 5, clientLimit, "get-hls-media-playlist-tps", get(resource(master, "getHLSMediaPlaylist.m3u8", "TrackNumber=1")))
+		q := "FragmentNumber=" + e.nums[0] + "&TrackNumber=1"
+		e.burst(6, 5, clientLimit, "get-mp4-init-fragment-tps", get(resource(master, "getMP4InitFragment.mp4", q)))
+		e.burst(21, 20, clientLimit, "get-mp4-media-fragment-tps", get(resource(master, "getMP4MediaFragment.mp4", q)))
+		// Another session of the stream has its own.
+		other := e.onDemand("cam", nil)
+		e.burst(20, 20, clientLimit, "", get(resource(other, "getMP4MediaFragment.mp4", q)))
+		ts := e.onDemand("cam", map[string]any{"ContainerFormat": "MPEG_TS"})
+		e.burst(21, 20, clientLimit, "get-ts-fragment-tps", get(resource(ts, "getTSFragment.ts", "FragmentNumber="+e.nums[0])))
+
+		now := time.Now().Unix()
+		code, typ, dash := dashClient{hlsClient{t, e.ts}}.sessionURL(map[string]any{"StreamName": "cam", "PlaybackMode": "ON_DEMAND",
+			"DASHFragmentSelector": map[string]any{"FragmentSelectorType": "SERVER_TIMESTAMP",
+				"TimestampRange": map[string]any{"StartTimestamp": now - 600, "EndTimestamp": now + 60}}})
+		if code != 200 {
+			t.Fatalf("GetDASHStreamingSessionURL: %d %s", code, typ)
+		}
+		e.burst(6, 5, clientLimit, "get-dash-manifest-tps", get(dash))
+	})
+
+	t.Run("media credits across sessions, debt", func(t *testing.T) {
+		e := e.with(t)
+		refill()
+		q := "FragmentNumber=" + e.nums[0] + "&TrackNumber=1"
+		// 500 a second: a GetMediaForFragmentList of 10 fragments, 24
+		// sessions of 20 fragments and 10 of a 25th take them all; the 25th
+		// session's 11th is refused by the stream's credits (not its own 20).
+		e.burst(1, 1, clientLimit, "", func() (*http.Response, []byte) {
+			return e.post("/getMediaForFragmentList", map[string]any{"StreamName": "cam", "Fragments": e.nums})
+		})
+		for i := range 25 {
+			s := e.onDemand("cam", map[string]any{"MaxMediaPlaylistFragmentResults": 1})
+			n, allowed := 20, 20
+			if i == 24 {
+				n, allowed = 11, 10
+			}
+			e.burst(n, allowed, clientLimit, "fragment-media-credits", func() (*http.Response, []byte) {
+				return e.get(resource(s, "getMP4MediaFragment.mp4", q))
+			})
+		}
+		// The other stream's are untouched: GetMediaForFragmentList of 1000
+		// fragments is admitted from its full bucket, and leaves it in debt
+		// for a second.
+		many := make([]string, 1000)
+		for i := range many {
+			many[i] = strconv.Itoa(i + 1)
+		}
+		gmffl := func() (*http.Response, []byte) {
+			return e.post("/getMediaForFragmentList", map[string]any{"StreamName": "other", "Fragments": many})
+		}
+		e.burst(2, 1, clientLimit, "fragment-media-credits", gmffl)
+		e.clock.Advance(time.Second)
+		e.burst(1, 0, clientLimit, "fragment-media-credits", func() (*http.Response, []byte) {
+			return e.post("/getMediaForFragmentList", map[string]any{"StreamName": "other", "Fragments": many[:1]})
+		})
+		e.clock.Advance(2 * time.Millisecond)
+		e.burst(1, 1, clientLimit, "", func() (*http.Response, []byte) {
+			return e.post("/getMediaForFragmentList", map[string]any{"StreamName": "other", "Fragments": many[:1]})
+		})
+	})
+
+	t.Run("GetImages credits", func(t *testing.T) {
+		e := e.with(t)
+		refill()
+		// A range before the stream's data: every image NO_MEDIA, no decoding.
+		body := map[string]any{"StreamName": "cam", "ImageSelectorType": "SERVER_TIMESTAMP",
+			"StartTimestamp": 1000, "EndTimestamp": 1010, "SamplingInterval": 1000, "Format": "JPEG", "MaxResults": 100}
+		// 100 media credits each: 5 of them.
+		e.burst(6, 5, clientLimit, "fragment-media-credits", func() (*http.Response, []byte) { return e.post("/getImages", body) })
+		// 400 + 10 metadata credits: 10000 / 410 = 24, on the other stream.
+		body["StreamName"] = "other"
+		body["MaxResults"] = 10
+		e.burst(25, 24, clientLimit, "fragment-metadata-credits", func() (*http.Response, []byte) { return e.post("/getImages", body) })
+	})
+
+	t.Run("GetMediaForFragmentList 5 at once", func(t *testing.T) {
+		e := e.with(t)
+		refill()
+		// Five requests in progress, held through the limiter itself.
+		st, err := e.ts.Store.Stream("cam", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var releases []func()
+		for range 5 {
+			rel, err := e.ts.Server.limiter.Connect(limits.FragmentListConns, limits.Request{Op: limits.NoOp, Stream: st.ID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			releases = append(releases, rel)
+		}
+		call := func() (*http.Response, []byte) {
+			return e.post("/getMediaForFragmentList", map[string]any{"StreamName": "cam", "Fragments": e.nums[:2]})
+		}
+		e.burst(1, 0, connLimit, "get-media-for-fragment-list-connections", call)
+		releases[0]()
+		e.burst(1, 1, connLimit, "", call)
+		for _, r := range releases[1:] {
+			r()
+		}
+	})
+}
+
+// TestLimitsRefusedTakesNothing: a GetClip refused for want of media
+// credits takes none of the metadata credits it would also have used.
+func TestLimitsRefusedTakesNothing(t *testing.T) {
+	lc := limits.Default()
+	lc.FragmentMediaCredits = 12
+	e := newLimitsEnv(t, lc)
+	master := e.onDemand("cam", nil)
+	q := "FragmentNumber=" + e.nums[0] + "&TrackNumber=1"
+	e.burst(5, 5, clientLimit, "", func() (*http.Response, []byte) { return e.get(resource(master, "getMP4MediaFragment.mp4", q)) })
+	now := float64(time.Now().UnixMilli()) / 1000
+	clip := map[string]any{"StreamName": "cam", "ClipFragmentSelector": map[string]any{"FragmentSelectorType": "SERVER_TIMESTAMP",
+		"TimestampRange": map[string]any{"StartTimestamp": now - 600, "EndTimestamp": now}}}
+	// The clip holds the 10 fragments: 10 media credits, 7 are left.
+	e.burst(1, 0, clientLimit, "fragment-media-credits", func() (*http.Response, []byte) { return e.post("/getClip", clip) })
+	// All 10,000 metadata credits are still there.
+	e.burst(11, 10, clientLimit, "fragment-metadata-credits", func() (*http.Response, []byte) {
+		return e.post("/listFragments", map[string]any{"StreamName": "cam", "MaxResults": 1000})
+	})
+	// And the 7 media credits.
+	e.burst(8, 7, clientLimit, "fragment-media-credits", func() (*http.Response, []byte) {
+		return e.get(resource(master, "getMP4MediaFragment.mp4", q))
+	})
+	// Refilled, the clip goes through and takes 10 of each.
+	e.clock.Advance(time.Second)
+	e.burst(1, 1, clientLimit, "", func() (*http.Response, []byte) { return e.post("/getClip", clip) })
+	e.burst(3, 2, clientLimit, "fragment-media-credits", func() (*http.Response, []byte) {
+		return e.get(resource(master, "getMP4MediaFragment.mp4", q))
+	})
+}

@@ -61,14 +61,14 @@ type Server struct {
 	auth  *Verifier
 	ready atomic.Bool
 
-	limiter       *limits.Limiter
-	lingering     sync.WaitGroup // PutMedia connections ended before their body
-	sessions      *session.Keyring
-	headers       sync.Map // header id -> *fragments.Header (headers never change)
-	images        *images.Renderer
-	segments      *segmentCache
-	streamsByID   sync.Map // stream id -> cachedStream, for session requests
-	windowRows    windowCache
+	limiter     *limits.Limiter
+	lingering   sync.WaitGroup // PutMedia connections ended before their body
+	sessions    *session.Keyring
+	headers     sync.Map // header id -> *fragments.Header (headers never change)
+	images      *images.Renderer
+	segments    *segmentCache
+	streamsByID sync.Map // stream id -> cachedStream, for session requests
+	windowRows  windowCache
 }
 
 // New builds the server and its routes.

@@ -43,15 +43,17 @@ func notFound(format string, args ...any) *APIError {
 
 // limitExceeded is a request refused by the limits (session/limits):
 // ClientLimitExceededException for a rate or fragment credits,
-// ConnectionLimitExceededException for a connection limit, as the guide's
-// quota section says.
+// ConnectionLimitExceededException for GetMedia's connection limit, as the
+// guide's quota section says. GetMediaForFragmentList's requests in
+// progress are a connection limit too, but its API (and so every SDK)
+// knows only ClientLimitExceededException: that is what it gets.
 func limitExceeded(stream string, err error) error {
 	var le *limits.Error
 	if !errors.As(err, &le) {
 		return err
 	}
 	typ := "ClientLimitExceededException"
-	if le.Connection {
+	if le.Connection && le.Conn == limits.GetMediaConns {
 		typ = "ConnectionLimitExceededException"
 	}
 	msg := le.Error()

@@ -2,17 +2,27 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
+	kvtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideo/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
+	amtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
 	"github.com/kvsgate/kvsgate/session/limits"
+	"github.com/labstack/echo/v4"
 )
 
 // fakeClock drives a test server's limiter: tests move it by hand, so
@@ -98,7 +108,7 @@ func checkThrottled(t *testing.T, resp *http.Response, b []byte, typ, limit stri
 		t.Fatalf("want 400 %s naming %s: %d %s %s", typ, limit, resp.StatusCode, resp.Header.Get("x-amzn-ErrorType"), b)
 	}
 	ra := resp.Header.Get("Retry-After")
-	if typ == "ClientLimitExceededException" {
+	if !strings.HasSuffix(limit, "-connections") {
 		if n, err := strconv.Atoi(ra); err != nil || n < 1 {
 			t.Fatalf("Retry-After %q", ra)
 		}
@@ -330,12 +340,24 @@ func TestLimitsBursts(t *testing.T) {
 		call := func() (*http.Response, []byte) {
 			return e.post("/getMediaForFragmentList", map[string]any{"StreamName": "cam", "Fragments": e.nums[:2]})
 		}
-		e.burst(1, 0, connLimit, "get-media-for-fragment-list-connections", call)
+		// Its API knows only ClientLimitExceededException.
+		e.burst(1, 0, clientLimit, "get-media-for-fragment-list-connections", call)
 		releases[0]()
-		e.burst(1, 1, connLimit, "", call)
+		e.burst(1, 1, clientLimit, "", call)
 		for _, r := range releases[1:] {
 			r()
 		}
+		// GetMedia: 3 connections (TestGetMediaConnectionLimit holds real ones).
+		for range 3 {
+			rel, err := e.ts.Server.limiter.Connect(limits.GetMediaConns, limits.Request{Op: limits.NoOp, Stream: st.ID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rel()
+		}
+		e.burst(1, 0, connLimit, "get-media-connections", func() (*http.Response, []byte) {
+			return e.post("/getMedia", map[string]any{"StreamName": "cam", "StartSelector": map[string]any{"StartSelectorType": "NOW"}})
+		})
 	})
 }
 
@@ -367,4 +389,112 @@ func TestLimitsRefusedTakesNothing(t *testing.T) {
 	e.burst(3, 2, clientLimit, "fragment-media-credits", func() (*http.Response, []byte) {
 		return e.get(resource(master, "getMP4MediaFragment.mp4", q))
 	})
+}
+
+// TestLimitsSDKErrors: aws-sdk-go-v2 and the AWS CLI see a throttled call
+// as their typed ClientLimitExceededException.
+func TestLimitsSDKErrors(t *testing.T) {
+	e := newLimitsEnv(t, limits.Default())
+	kv := newKVClient(e.ts, aws.AnonymousCredentials{})
+	am := newAMClient(e.ts, aws.AnonymousCredentials{})
+	ctx := context.Background()
+	var err error
+	for range 6 {
+		_, err = kv.DescribeStream(ctx, &kinesisvideo.DescribeStreamInput{StreamName: aws.String("cam")})
+	}
+	var kvLimit *kvtypes.ClientLimitExceededException
+	if !errors.As(err, &kvLimit) || !strings.Contains(kvLimit.ErrorMessage(), "describe-stream-tps") {
+		t.Fatalf("6th DescribeStream: %v", err)
+	}
+	for range 11 {
+		_, err = am.ListFragments(ctx, &kinesisvideoarchivedmedia.ListFragmentsInput{StreamName: aws.String("cam"), MaxResults: aws.Int64(1000)})
+	}
+	var amLimit *amtypes.ClientLimitExceededException
+	if !errors.As(err, &amLimit) || !strings.Contains(amLimit.ErrorMessage(), "fragment-metadata-credits") {
+		t.Fatalf("11th ListFragments of 1000: %v", err)
+	}
+
+	cli := requireTool(t, "/usr/bin/aws")
+	cmd := exec.Command(cli, "kinesisvideo", "describe-stream", "--stream-name", "cam", "--endpoint-url", e.ts.URL)
+	cmd.Env = awsCLIEnv()
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "ClientLimitExceededException") {
+		t.Fatalf("aws describe-stream over the limit: %v\n%s", err, out)
+	}
+	e.clock.Advance(time.Second)
+	cmd = exec.Command(cli, "kinesisvideo", "describe-stream", "--stream-name", "cam", "--endpoint-url", e.ts.URL)
+	cmd.Env = awsCLIEnv()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("aws describe-stream a second later: %v\n%s", err, out)
+	}
+}
+
+// TestLimitsCreditsRecorded: each request's requestInfo carries exactly the
+// credits the guide's table charges it (what ArchivedFragmentsConsumed
+// reports), and a refused request carries none.
+func TestLimitsCreditsRecorded(t *testing.T) {
+	e := newLimitsEnv(t, limits.Default())
+	// The infos by request id, recorded once each handler has returned
+	// (which may be after the client has the response).
+	var mu sync.Mutex
+	infos := map[string]requestInfo{}
+	e.ts.Server.e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			err := next(c)
+			mu.Lock()
+			infos[requestID(c)] = *infoOfC(c)
+			mu.Unlock()
+			return err
+		}
+	})
+	check := func(what string, resp *http.Response, status, meta, media int) {
+		t.Helper()
+		id := resp.Header.Get("x-amzn-RequestId")
+		var info requestInfo
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			mu.Lock()
+			i, ok := infos[id]
+			mu.Unlock()
+			if ok {
+				info = i
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: request %s never recorded", what, id)
+			}
+		}
+		if resp.StatusCode != status || info.MetadataCredits != meta || info.MediaCredits != media {
+			t.Errorf("%s: %d, credits %d/%d; want %d, %d/%d", what, resp.StatusCode, info.MetadataCredits, info.MediaCredits, status, meta, media)
+		}
+	}
+	resp, _ := e.post("/listFragments", map[string]any{"StreamName": "cam", "MaxResults": 7})
+	check("ListFragments MaxResults 7", resp, 200, 7, 0)
+	resp, _ = e.post("/listFragments", map[string]any{"StreamName": "cam"})
+	check("ListFragments", resp, 200, 100, 0)
+	master := e.onDemand("cam", map[string]any{"MaxMediaPlaylistFragmentResults": 42})
+	resp, _ = e.get(resource(master, "getHLSMediaPlaylist.m3u8", "TrackNumber=1"))
+	check("media playlist", resp, 200, 42, 0)
+	resp, _ = e.get(master)
+	check("master playlist", resp, 200, 0, 0)
+	q := "FragmentNumber=" + e.nums[0] + "&TrackNumber=1"
+	resp, _ = e.get(resource(master, "getMP4MediaFragment.mp4", q))
+	check("media fragment", resp, 200, 0, 1)
+	resp, _ = e.post("/getMediaForFragmentList", map[string]any{"StreamName": "cam", "Fragments": e.nums[:3]})
+	check("GetMediaForFragmentList", resp, 200, 0, 3)
+	now := float64(time.Now().UnixMilli()) / 1000
+	resp, _ = e.post("/getClip", map[string]any{"StreamName": "cam", "ClipFragmentSelector": map[string]any{"FragmentSelectorType": "SERVER_TIMESTAMP",
+		"TimestampRange": map[string]any{"StartTimestamp": now - 600, "EndTimestamp": now}}})
+	check("GetClip", resp, 200, 10, 10)
+	resp, _ = e.post("/getImages", map[string]any{"StreamName": "cam", "ImageSelectorType": "SERVER_TIMESTAMP",
+		"StartTimestamp": 1000, "EndTimestamp": 1010, "SamplingInterval": 1000, "Format": "JPEG", "MaxResults": 30})
+	check("GetImages", resp, 200, 430, 30)
+	// 10000 - 7 - 100 - 42 - 10 - 430 metadata credits are left: a page of
+	// 1000 more than that is refused and records nothing.
+	resp, _ = e.post("/listFragments", map[string]any{"StreamName": "cam", "MaxResults": 1000})
+	check("ListFragments 1000", resp, 200, 1000, 0)
+	for range 8 {
+		e.post("/listFragments", map[string]any{"StreamName": "cam", "MaxResults": 1000})
+	}
+	resp, _ = e.post("/listFragments", map[string]any{"StreamName": "cam", "MaxResults": 1000})
+	check("refused ListFragments", resp, 400, 0, 0)
 }

@@ -25,10 +25,10 @@ type Request struct {
 
 // Error is a refused request.
 type Error struct {
-	// Connection is true for a connection limit
-	// (ConnectionLimitExceededException), false for a rate
-	// (ClientLimitExceededException).
+	// Connection is true for a connection limit, of kind Conn; false for a
+	// rate or fragment credits.
 	Connection bool
+	Conn       Conn
 	Limit      string        // the figure's name, e.g. fragment-media-credits
 	Figure     int           // its value
 	RetryAfter time.Duration // when the request would be admitted (rates only)
@@ -241,7 +241,7 @@ func (l *Limiter) Connect(kind Conn, r Request) (release func(), err error) {
 			if kind == FragmentListConns {
 				name = "get-media-for-fragment-list-connections"
 			}
-			return nil, &Error{Connection: true, Limit: name, Figure: int(limit)}
+			return nil, &Error{Connection: true, Conn: kind, Limit: name, Figure: int(limit)}
 		}
 	} else {
 		n.Add(1)

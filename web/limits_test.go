@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -497,4 +498,74 @@ func TestLimitsCreditsRecorded(t *testing.T) {
 	}
 	resp, _ = e.post("/listFragments", map[string]any{"StreamName": "cam", "MaxResults": 1000})
 	check("refused ListFragments", resp, 400, 0, 0)
+}
+
+// TestLimitsHLSPlayerLive: hls.js plays a LIVE session for 30 s against a
+// server with the guide's default limits on the real clock, and is never
+// throttled: no request refused by the limiter, no 400
+// ClientLimitExceededException on the wire, while its requests did draw
+// on the limits (session TPS, media and metadata credits).
+func TestLimitsHLSPlayerLive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives Chromium for 30 s")
+	}
+	requirePlayers(t)
+	ts := newLimitedTestServer(t, limits.Default(), nil)
+	var mu sync.Mutex
+	var throttled, requests, meta, media int
+	byAPI := map[string]int{}
+	ts.Server.e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			err := next(c)
+			info := infoOfC(c)
+			mu.Lock()
+			defer mu.Unlock()
+			if info.Session != nil {
+				requests++
+				byAPI[info.API]++
+			}
+			meta += info.MetadataCredits
+			media += info.MediaCredits
+			if err != nil && toAPIError(err).Type == clientLimit {
+				throttled++
+			}
+			return err
+		}
+	})
+	clip, err := os.ReadFile(filepath.Join(testRepo, "cmd/kvsgate/demo/sample.mkv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go feedRealtime(ctx, t, ts.URL, "live", clip)
+	h := hlsClient{t, ts}
+	var master string
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		status, typ, u := h.sessionURL(map[string]any{"StreamName": "live", "PlaybackMode": "LIVE"})
+		if status == 200 {
+			master = u
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no LIVE session: %d %s", status, typ)
+		}
+	}
+	time.Sleep(4 * time.Second) // a few fragments in the window
+	r := playInBrowser(t, "hlsjs", master, 30)
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%s; %d session requests %v, %d metadata and %d media credits, %d throttled (limiter: %d refused)",
+		r, requests, byAPI, meta, media, throttled, ts.Server.limiter.Refused())
+	if !r.OK || len(r.Errors) > 0 || r.Advanced < 30 {
+		t.Fatalf("did not play 30 s: %s\n%s", r, r.Raw)
+	}
+	if throttled != 0 || ts.Server.limiter.Refused() != 0 {
+		t.Fatalf("%d requests throttled, %d refused by the limiter", throttled, ts.Server.limiter.Refused())
+	}
+	// 30 s of 1 s fragments, audio and video: at least 30 media fragments
+	// and 30 playlist reloads went through the limits.
+	if requests < 60 || media < 30 || meta < 30*5 {
+		t.Fatalf("too little traffic to say anything: %d requests, %d/%d credits", requests, meta, media)
+	}
 }

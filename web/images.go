@@ -291,9 +291,20 @@ func (s *Server) imagesPage(c echo.Context, st *fragments.Stream, rq *imagesRequ
 		}
 	}
 
-	size := 64 + 64*int(n)
-	for _, r := range res {
-		size += base64.StdEncoding.EncodedLen(len(r.Image))
+	// The guide's 100 MB for a GetImages response: the page ends before
+	// the entry that would take it past ImagesMaxBytes (it always has one),
+	// and its NextToken continues there.
+	size := 64
+	for i := range times {
+		entry := 64
+		if slot[i] >= 0 {
+			entry += base64.StdEncoding.EncodedLen(len(res[slot[i]].Image))
+		}
+		if i > 0 && int64(size+entry) > s.cfg.ImagesMaxBytes {
+			times, n = times[:i], int64(i)
+			break
+		}
+		size += entry
 	}
 	b := make([]byte, 0, size)
 	b = append(b, `{"Images":[`...)

@@ -569,3 +569,45 @@ func TestLimitsHLSPlayerLive(t *testing.T) {
 		t.Fatalf("too little traffic to say anything: %d requests, %d/%d credits", requests, meta, media)
 	}
 }
+
+// TestImagesMaxBytes: a GetImages page ends before the entry that would
+// take the response past the size cap (100 MB by default), and its
+// NextToken continues with that entry.
+func TestImagesMaxBytes(t *testing.T) {
+	e := newLimitsEnv(t, limits.Config{Off: true})
+	e.ts.Server.cfg.ImagesMaxBytes = 256 // the body's 64 + three 64-byte entries
+	body := map[string]any{"StreamName": "cam", "ImageSelectorType": "SERVER_TIMESTAMP",
+		"StartTimestamp": 1000, "EndTimestamp": 1010, "SamplingInterval": 1000, "Format": "JPEG"}
+	var stamps []float64
+	for page := 0; ; page++ {
+		resp, b := e.post("/getImages", body)
+		var out struct {
+			Images []struct {
+				TimeStamp float64
+				Error     string
+			}
+			NextToken string
+		}
+		if resp.StatusCode != 200 || json.Unmarshal(b, &out) != nil {
+			t.Fatalf("page %d: %d %s", page, resp.StatusCode, b)
+		}
+		if want := min(3, 11-len(stamps)); len(out.Images) != want || len(b) > 256 {
+			t.Fatalf("page %d: %d images in %d bytes, want %d in at most 256", page, len(out.Images), len(b), want)
+		}
+		for _, im := range out.Images {
+			stamps = append(stamps, im.TimeStamp)
+		}
+		if out.NextToken == "" {
+			break
+		}
+		body["NextToken"] = out.NextToken
+	}
+	if len(stamps) != 11 || stamps[0] != 1000 || stamps[10] != 1010 {
+		t.Fatalf("timestamps %v", stamps)
+	}
+	for i := 1; i < len(stamps); i++ {
+		if stamps[i] != stamps[i-1]+1 {
+			t.Fatalf("timestamps %v", stamps)
+		}
+	}
+}

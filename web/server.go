@@ -50,6 +50,9 @@ type Config struct {
 	ClipMaxBytes     int64
 	// Images configures GetImages' decoder and cache.
 	Images images.Config
+	// ImagesMaxBytes bounds a GetImages response: a page ends early (its
+	// NextToken continues) rather than pass it. Default 100 MB, as KVS.
+	ImagesMaxBytes int64
 }
 
 // Server serves the KVS API.
@@ -85,6 +88,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.ClipMaxFragments <= 0 {
 		cfg.ClipMaxFragments = mp4clip.DefaultMaxFragments
+	}
+	if cfg.ImagesMaxBytes <= 0 {
+		cfg.ImagesMaxBytes = 100e6
 	}
 	if cfg.ClipMaxBytes <= 0 {
 		cfg.ClipMaxBytes = mp4clip.DefaultMaxBytes

@@ -77,6 +77,7 @@ type serveOptions struct {
 	ffmpegPath                           string
 	imagesCacheMB, imagesProcs           int
 	imagesTimeout                        time.Duration
+	imagesMaxBytes                       int64
 	demo, verbose                        bool
 	pprofAddr                            string
 	config                               string
@@ -135,6 +136,7 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs.StringVar(&o.ffmpegPath, "ffmpeg", "ffmpeg", "ffmpeg executable GetImages decodes with (a path, or a name looked up in PATH)")
 	fs.IntVar(&o.imagesCacheMB, "images-cache-mb", 64, "memory for GetImages' cache of encoded images, in MiB (0: no cache)")
 	fs.DurationVar(&o.imagesTimeout, "images-decode-timeout", 30*time.Second, "longest a GetImages decoder process may run")
+	fs.Int64Var(&o.imagesMaxBytes, "images-max-bytes", 100e6, "GetImages: largest response in bytes (a page ends early, its NextToken continuing, rather than pass it)")
 	fs.IntVar(&o.imagesProcs, "images-decoders", 0, "GetImages decoder processes at once, across requests (default: the CPU count)")
 	fs.BoolVar(&o.demo, "demo", false, "create the stream 'demo' and feed it forever from the bundled sample clip")
 	fs.BoolVar(&o.verbose, "v", false, "debug logging")
@@ -185,8 +187,8 @@ func parseServe(args []string, errOut io.Writer) (*serveOptions, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("serve takes no arguments (got %q)", fs.Args())
 	}
-	if o.clipMaxFragments < 1 || o.clipMaxBytes < 1 {
-		return nil, errors.New("--clip-max-fragments and --clip-max-bytes must be at least 1")
+	if o.clipMaxFragments < 1 || o.clipMaxBytes < 1 || o.imagesMaxBytes < 1 {
+		return nil, errors.New("--clip-max-fragments, --clip-max-bytes and --images-max-bytes must be at least 1")
 	}
 	return o, nil
 }

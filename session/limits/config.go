@@ -182,7 +182,7 @@ func Figures() []Figure {
 			func(c *Config) *int { return &c.FragmentMediaCredits }},
 		{"get-media-connections", 0, "GetMedia connections per stream at once (ConnectionLimitExceededException)",
 			func(c *Config) *int { return &c.Connections[GetMediaConns] }},
-		{"get-media-for-fragment-list-connections", 0, "GetMediaForFragmentList requests per stream at once (ConnectionLimitExceededException)",
+		{"get-media-for-fragment-list-connections", 0, "GetMediaForFragmentList requests per stream at once (ClientLimitExceededException: its API knows no other)",
 			func(c *Config) *int { return &c.Connections[FragmentListConns] }},
 	}
 	for op := range NumOps {

@@ -256,41 +256,40 @@ func (l *Limiter) Connect(kind Conn, r Request) (release func(), err error) {
 
 // stream returns the stream's entry, touched at now.
 func (l *Limiter) stream(id int64, now int64) *streamState {
-	for {
-		v, ok := l.streams.Load(id)
-		if !ok {
-			fresh := new(streamState)
-			fresh.used.Store(now)
-			var loaded bool
-			if v, loaded = l.streams.LoadOrStore(id, fresh); !loaded {
-				l.maybeSweep(now)
-			}
-		}
-		st := v.(*streamState)
-		if st.touch(now) {
-			return st
-		}
-		l.streams.CompareAndDelete(id, st)
-	}
+	return touched[int64, streamState](l, &l.streams, id, now)
 }
 
 // session returns the session's entry, touched at now.
 func (l *Limiter) session(id SessionID, now int64) *sessionState {
+	return touched[SessionID, sessionState](l, &l.sessions, id, now)
+}
+
+// an entryPtr is a *streamState or a *sessionState.
+type entryPtr[T any] interface {
+	*T
+	use() *entry
+}
+
+func (e *entry) use() *entry { return e }
+
+// touched returns m's entry for id (a new one if it has none, or only a
+// swept one), touched at now.
+func touched[K comparable, T any, P entryPtr[T]](l *Limiter, m *sync.Map, id K, now int64) P {
 	for {
-		v, ok := l.sessions.Load(id)
+		v, ok := m.Load(id)
 		if !ok {
-			fresh := new(sessionState)
-			fresh.used.Store(now)
+			fresh := P(new(T))
+			fresh.use().used.Store(now)
 			var loaded bool
-			if v, loaded = l.sessions.LoadOrStore(id, fresh); !loaded {
+			if v, loaded = m.LoadOrStore(id, fresh); !loaded {
 				l.maybeSweep(now)
 			}
 		}
-		ss := v.(*sessionState)
-		if ss.touch(now) {
-			return ss
+		e := v.(P)
+		if e.use().touch(now) {
+			return e
 		}
-		l.sessions.CompareAndDelete(id, ss)
+		m.CompareAndDelete(id, e)
 	}
 }
 

@@ -29,10 +29,17 @@ func raisedLimits() limits.Config {
 
 // BenchmarkLimitsRequest is one playback request served in process (no
 // network) with the limits off, and on with figures raised so that nothing
-// is refused: the limiter's share of a whole request. Requests: a LIVE
+// is refused: the limiter's share of a whole request. cpu-ns/op is the
+// process's CPU time (all threads, GC included) per request. Requests: a LIVE
 // media playlist (5 metadata credits) and a cached media fragment (1 media
 // credit), both with their session TPS.
 func BenchmarkLimitsRequest(b *testing.B) {
+	type target struct {
+		name string
+		h    http.Handler
+		urls [2]string // playlist, fragment
+	}
+	var targets []target
 	for _, mode := range []struct {
 		name string
 		cfg  limits.Config
@@ -46,20 +53,27 @@ func BenchmarkLimitsRequest(b *testing.B) {
 		if status != 200 {
 			b.Fatalf("session: %d %s", status, typ)
 		}
-		h := ts.Server.Handler()
-		for _, res := range []struct{ name, url string }{
-			{"playlist", strings.Replace(master, "getHLSMasterPlaylist.m3u8?", "getHLSMediaPlaylist.m3u8?TrackNumber=1&", 1)},
-			{"fragment", strings.Replace(master, "getHLSMasterPlaylist.m3u8?", "getMP4MediaFragment.mp4?TrackNumber=1&FragmentNumber="+nums[0]+"&", 1)},
-		} {
-			req := httptest.NewRequest(http.MethodGet, res.url, nil)
-			b.Run(res.name+"/"+mode.name, func(b *testing.B) {
+		targets = append(targets, target{mode.name, ts.Server.Handler(), [2]string{
+			strings.Replace(master, "getHLSMasterPlaylist.m3u8?", "getHLSMediaPlaylist.m3u8?TrackNumber=1&", 1),
+			strings.Replace(master, "getHLSMasterPlaylist.m3u8?", "getMP4MediaFragment.mp4?TrackNumber=1&FragmentNumber="+nums[0]+"&", 1),
+		}})
+	}
+	// Off and on alternate, so that the machine's load drifts over both.
+	for i, res := range []string{"playlist", "fragment"} {
+		for _, tg := range targets {
+			req := httptest.NewRequest(http.MethodGet, tg.urls[i], nil)
+			b.Run(res+"/"+tg.name, func(b *testing.B) {
+				cpu0, n := cpuTime(), 0
 				for b.Loop() {
 					w := httptest.NewRecorder()
-					h.ServeHTTP(w, req)
+					tg.h.ServeHTTP(w, req)
 					if w.Code != 200 {
 						b.Fatalf("%d %s", w.Code, w.Body.String())
 					}
+					n++
 				}
+				// CPU time is steadier than wall time on a shared machine.
+				b.ReportMetric(float64(cpuTime()-cpu0)/float64(n), "cpu-ns/op")
 			})
 		}
 	}

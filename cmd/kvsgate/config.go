@@ -141,9 +141,9 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs.BoolVar(&o.demo, "demo", false, "create the stream 'demo' and feed it forever from the bundled sample clip")
 	fs.BoolVar(&o.verbose, "v", false, "debug logging")
 	fs.StringVar(&o.pprofAddr, "pprof", "", "serve Go's /debug/pprof/ profiles on this address (e.g. 127.0.0.1:6060; unauthenticated: keep it on loopback); off by default")
-	fs.StringVar(&o.config, "config", "", "read settings from this file first (`name = value` lines named as these flags; flags override it)")
+	fs.StringVar(&o.config, "config", "", "read settings from this `FILE` first (name = value lines named as these flags; flags override it)")
 	fs.Var(limitFlag{&o.limits}, "limit", "set one limit, `name=value` (repeatable; 0: no limit; README lists the names and defaults)")
-	fs.Var(limitsSwitch{&o.limits}, "limits", "on, or off to turn every request limit and quota off (a lab)")
+	fs.Var(limitsSwitch{&o.limits}, "limits", "`off` turns every request limit and quota off (a lab); default on")
 	return fs
 }
 

@@ -36,6 +36,9 @@ type PutOptions struct {
 	Abort func()
 	// Now is the clock (tests); time.Now if nil.
 	Now func() time.Time
+	// Observer, if set, is told of each fragment received and persisted
+	// (metrics).
+	Observer PutObserver
 }
 
 // AckFunc sends one acknowledgement to the producer. It is called from two
@@ -77,7 +80,7 @@ func (s *Store) Put(ctx context.Context, st *Stream, opts PutOptions, body io.Re
 	}
 	in := &ingest{s: s, st: st, opts: opts, ack: ack, slot: slot, r: mkv.NewReader(body), lastPTS: map[uint64]int64{}}
 	if st.Archived() {
-		in.persist = newPersister(s, st, ack, opts.Abort)
+		in.persist = newPersister(s, st, ack, opts)
 	}
 	err := in.run(ctx)
 	if in.persist != nil {
@@ -120,6 +123,7 @@ type ingest struct {
 // building is a fragment being received.
 type building struct {
 	number       uint64
+	began        time.Time // arrival of its first byte
 	serverNS     int64
 	timecode     int64
 	hasTimecode  bool
@@ -247,7 +251,7 @@ func (in *ingest) begin(ev *mkv.Event) error {
 		return errStop
 	}
 	now := in.now()
-	f := &building{number: in.s.nextNumber(now), serverNS: in.s.serverTime(now), clusterOpen: true, maxPTS: map[uint64]int64{}}
+	f := &building{number: in.s.nextNumber(now), began: now, serverNS: in.s.serverTime(now), clusterOpen: true, maxPTS: map[uint64]int64{}}
 	f.tags, in.tags = in.tags, nil
 	if in.st.Archived() {
 		if in.seg == nil || in.seg.Size() >= in.s.cfg.SegmentSize {
@@ -392,6 +396,11 @@ func (in *ingest) finish() error {
 	if err := in.ack(Ack{EventType: AckReceived, FragmentTimecode: f.timecode, FragmentNumber: f.number}); err != nil {
 		return err
 	}
+	end := in.now()
+	stats := FragmentStats{Number: f.number, Bytes: f.size, Frames: len(f.samples), Ingestion: end.Sub(f.began), end: end}
+	if in.opts.Observer != nil {
+		in.opts.Observer.Received(stats)
+	}
 	if in.seg == nil {
 		// No retention: nothing is archived, nothing is PERSISTED; live
 		// readers get the fragment from memory.
@@ -405,7 +414,7 @@ func (in *ingest) finish() error {
 	// The persister syncs, commits and acks PERSISTED while this connection
 	// goes on with the next fragment.
 	meta := AppendMeta(nil, &Meta{Samples: f.samples, Tags: f.tags})
-	in.persist.add(in.seg, &Pending{Fragment: frag, Meta: meta, Header: in.stored})
+	in.persist.add(in.seg, &Pending{Fragment: frag, Meta: meta, Header: in.stored}, stats)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package fragments
 
 import (
 	"sync"
+	"time"
 )
 
 // A persister makes a connection's complete fragments durable behind its
@@ -16,6 +17,8 @@ type persister struct {
 	st    *Stream
 	ack   AckFunc
 	abort func()
+	obs   PutObserver // nil: none
+	now   func() time.Time
 	jobs  chan persistJob
 	done  chan struct{}
 
@@ -28,17 +31,21 @@ type persister struct {
 type persistJob struct {
 	seg   SegmentWriter
 	p     *Pending
+	stats FragmentStats
 	fence chan struct{}
 }
 
-func newPersister(s *Store, st *Stream, ack AckFunc, abort func()) *persister {
-	p := &persister{s: s, st: st, ack: ack, abort: abort, jobs: make(chan persistJob, 32), done: make(chan struct{})}
+func newPersister(s *Store, st *Stream, ack AckFunc, opts PutOptions) *persister {
+	p := &persister{s: s, st: st, ack: ack, abort: opts.Abort, obs: opts.Observer, now: opts.Now,
+		jobs: make(chan persistJob, 32), done: make(chan struct{})}
 	go p.run()
 	return p
 }
 
 // add queues a complete fragment. It blocks while the queue is full.
-func (p *persister) add(seg SegmentWriter, pend *Pending) { p.jobs <- persistJob{seg: seg, p: pend} }
+func (p *persister) add(seg SegmentWriter, pend *Pending, stats FragmentStats) {
+	p.jobs <- persistJob{seg: seg, p: pend, stats: stats}
+}
 
 // wait returns once everything queued so far is persisted (or failed).
 func (p *persister) wait() {
@@ -83,6 +90,7 @@ func (p *persister) run() {
 
 func (p *persister) persist(batch []persistJob) {
 	var pend []*Pending
+	var stats []FragmentStats
 	var fences []chan struct{}
 	synced := map[SegmentWriter]bool{}
 	var err error
@@ -99,6 +107,7 @@ func (p *persister) persist(batch []persistJob) {
 			err = j.seg.Sync()
 		}
 		pend = append(pend, j.p)
+		stats = append(stats, j.stats)
 	}
 	if len(pend) > 0 {
 		if err == nil {
@@ -108,8 +117,13 @@ func (p *persister) persist(batch []persistJob) {
 			p.fail(pend[0], err)
 		} else {
 			p.s.notify(p.st.ID, nil)
-			for _, pd := range pend {
+			for i, pd := range pend {
 				p.ack(Ack{EventType: AckPersisted, FragmentTimecode: pd.Fragment.Timecode, FragmentNumber: pd.Fragment.Number})
+				if p.obs != nil {
+					st := stats[i]
+					st.Persist = p.now().Sub(st.end)
+					p.obs.Persisted(st)
+				}
 			}
 		}
 	}

@@ -125,6 +125,7 @@ func toAPIError(err error) *APIError {
 // nothing is written once a response has started.
 func (s *Server) handleError(err error, c echo.Context) {
 	ae := toAPIError(err)
+	infoOfC(c).Error = ae.Type
 	if ae.Status >= 500 {
 		s.log.Error("request failed", "path", c.Request().URL.Path, "request_id", requestID(c), "err", err)
 	}

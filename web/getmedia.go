@@ -91,6 +91,7 @@ func (s *Server) getMedia(c echo.Context) error {
 		n, err := src.next(ctx, mw)
 		if err != nil {
 			mw.fail(5000, "INTERNAL_ERROR")
+			infoOfC(c).Error = "INTERNAL_ERROR"
 			s.log.Warn("getMedia", "stream", st.Name, "request_id", requestID(c), "err", err)
 			return nil
 		}
@@ -267,7 +268,7 @@ func (l *liveSource) next(ctx context.Context, mw *mediaWriter) (int, error) {
 		if err != nil {
 			return i, err
 		}
-		p.seg = readerAtSegment{payload}
+		p.seg, p.frames = readerAtSegment{payload}, len(lf.Meta.Samples)
 		if err := mw.writeLive(p, &lf.Fragment); err != nil {
 			return i, err
 		}
@@ -354,11 +355,15 @@ func (s *Server) getMediaForFragmentList(c echo.Context) error {
 	}
 	c.Response().Header().Set(echo.HeaderContentLength, strconv.FormatInt(total, 10))
 	s.startMedia(c, st)
+	t := trackedOf(c)
 	for _, p := range parts {
 		if err := mw.writePart(p); err != nil {
 			// The length is promised: all we can do is cut the response short.
 			s.log.Warn("getMediaForFragmentList", "stream", st.Name, "request_id", requestID(c), "err", err)
 			return nil
+		}
+		if p.seg != nil {
+			t.sent(p.frames, -1)
 		}
 	}
 	return nil
@@ -402,12 +407,14 @@ func (m *mediaWriter) close() {
 }
 
 // mediaPart is one fragment of output: framing bytes, then n payload bytes
-// of a segment from off.
+// of a segment from off. A part without a segment is no fragment (the tags
+// of a fragment not found).
 type mediaPart struct {
 	prefix []byte
 	seg    fragments.SegmentReader
 	off, n int64
 	after  []byte
+	frames int // the fragment's frames (metrics)
 }
 
 // plan frames a stored fragment.
@@ -432,7 +439,7 @@ func (m *mediaWriter) plan(f *fragments.Fragment) (mediaPart, error) {
 		m.segs[f.SegmentID] = seg
 	}
 	p, err := m.frame(h, f, meta.Tags, seg, f.Offset)
-	p.seg = seg
+	p.seg, p.frames = seg, len(meta.Samples)
 	return p, err
 }
 
@@ -505,15 +512,16 @@ func (m *mediaWriter) writePart(p mediaPart) error {
 // writeLive writes one fragment of a GetMedia response (chunked): the part,
 // then MILLIS_BEHIND_NOW and the CONTINUATION_TOKEN, flushed at once.
 func (m *mediaWriter) writeLive(p mediaPart, f *fragments.Fragment) error {
-	behind := max(0, time.Now().UnixNano()-f.ServerNS) / 1e6
+	behind := time.Duration(max(0, time.Now().UnixNano()-f.ServerNS))
 	p.after = mkv.Tags([]mkv.SimpleTag{
-		{Name: "AWS_KINESISVIDEO_MILLIS_BEHIND_NOW", Value: strconv.FormatInt(behind, 10)},
+		{Name: "AWS_KINESISVIDEO_MILLIS_BEHIND_NOW", Value: strconv.FormatInt(behind.Milliseconds(), 10)},
 		{Name: "AWS_KINESISVIDEO_CONTINUATION_TOKEN", Value: strconv.FormatUint(f.Number, 10)},
 	})
 	if err := m.writePart(p); err != nil {
 		return err
 	}
 	m.c.Response().Flush()
+	trackedOf(m.c).sent(p.frames, behind)
 	return nil
 }
 

@@ -431,8 +431,9 @@ func TestLimitsSDKErrors(t *testing.T) {
 }
 
 // TestLimitsCreditsRecorded: each request's requestInfo carries exactly the
-// credits the guide's table charges it (what ArchivedFragmentsConsumed
-// reports), and a refused request carries none.
+// credits the guide's table charges it and the limiter took, a refused
+// request carries none, and /metrics' ArchivedFragmentsConsumed.Metadata and
+// .Media move by exactly those credits, per API and stream.
 func TestLimitsCreditsRecorded(t *testing.T) {
 	e := newLimitsEnv(t, limits.Default())
 	// The infos by request id, recorded once each handler has returned
@@ -448,6 +449,9 @@ func TestLimitsCreditsRecorded(t *testing.T) {
 			return err
 		}
 	})
+	// The credits the limiter took, per API and stream: newLimitsEnv's
+	// ListFragments of 1000 on each stream, then every request checked.
+	want := map[seriesKey][2]int{{"ListFragments", "cam"}: {1000, 0}, {"ListFragments", "other"}: {1000, 0}}
 	check := func(what string, resp *http.Response, status, meta, media int) {
 		t.Helper()
 		id := resp.Header.Get("x-amzn-RequestId")
@@ -467,6 +471,8 @@ func TestLimitsCreditsRecorded(t *testing.T) {
 		if resp.StatusCode != status || info.MetadataCredits != meta || info.MediaCredits != media {
 			t.Errorf("%s: %d, credits %d/%d; want %d, %d/%d", what, resp.StatusCode, info.MetadataCredits, info.MediaCredits, status, meta, media)
 		}
+		k := seriesKey{info.API, info.Stream}
+		want[k] = [2]int{want[k][0] + meta, want[k][1] + media}
 	}
 	resp, _ := e.post("/listFragments", map[string]any{"StreamName": "cam", "MaxResults": 7})
 	check("ListFragments MaxResults 7", resp, 200, 7, 0)
@@ -494,10 +500,45 @@ func TestLimitsCreditsRecorded(t *testing.T) {
 	resp, _ = e.post("/listFragments", map[string]any{"StreamName": "cam", "MaxResults": 1000})
 	check("ListFragments 1000", resp, 200, 1000, 0)
 	for range 8 {
-		e.post("/listFragments", map[string]any{"StreamName": "cam", "MaxResults": 1000})
+		resp, _ = e.post("/listFragments", map[string]any{"StreamName": "cam", "MaxResults": 1000})
+		check("ListFragments 1000", resp, 200, 1000, 0)
 	}
 	resp, _ = e.post("/listFragments", map[string]any{"StreamName": "cam", "MaxResults": 1000})
 	check("refused ListFragments", resp, 400, 0, 0)
+
+	// The recorder runs inside the metrics middleware, so a request's
+	// credits may reach /metrics a moment after check saw them: scrape until
+	// they match (or 5 s).
+	var mismatch string
+	var total [2]float64
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		m := scrapeMetrics(t, e.ts.URL)
+		mismatch, total = "", [2]float64{}
+		for i, name := range []string{"kvs_archived_fragments_consumed_metadata_total", "kvs_archived_fragments_consumed_media_total"} {
+			for k, w := range want {
+				if got := m.value(name, k.api, k.stream); got != float64(w[i]) && mismatch == "" {
+					mismatch = fmt.Sprintf("%s{api=%q,stream=%q} = %v, want %d", name, k.api, k.stream, got, w[i])
+				}
+			}
+			for _, series := range m[name].GetMetric() {
+				total[i] += series.GetCounter().GetValue()
+			}
+		}
+		if mismatch == "" || time.Now().After(deadline) {
+			break
+		}
+	}
+	if mismatch != "" {
+		t.Error(mismatch)
+	}
+	var sum [2]int
+	for _, w := range want {
+		sum[0] += w[0]
+		sum[1] += w[1]
+	}
+	if total[0] != float64(sum[0]) || total[1] != float64(sum[1]) {
+		t.Errorf("ArchivedFragmentsConsumed in all: %v metadata, %v media; want %d, %d", total[0], total[1], sum[0], sum[1])
+	}
 }
 
 // TestLimitsHLSPlayerLive: hls.js plays a LIVE session for 30 s against a

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -52,7 +53,8 @@ func (s *Server) putMedia(c echo.Context) error {
 	if err := rc.EnableFullDuplex(); err != nil {
 		return err
 	}
-	body := &activityReader{r: r.Body}
+	t := trackedOf(c)
+	body := &activityReader{r: r.Body, t: t}
 	body.touch()
 	// The first read sends "100 Continue" to producers that wait for it;
 	// only then does the 200 go out (after it, a 100 would be too late).
@@ -65,12 +67,18 @@ func (s *Server) putMedia(c echo.Context) error {
 	c.Response().Header().Set(echo.HeaderConnection, "close")
 	c.Response().WriteHeader(http.StatusOK)
 	rc.Flush()
+	if t != nil {
+		opts.Observer = t
+	}
 
 	var mu sync.Mutex
 	buf := make([]byte, 0, 256)
 	ack := func(a fragments.Ack) error {
 		mu.Lock()
 		defer mu.Unlock()
+		if a.EventType == fragments.AckError {
+			t.errorAck()
+		}
 		buf = a.AppendJSON(buf[:0])
 		if _, err := w.Write(buf); err != nil {
 			return err
@@ -109,6 +117,11 @@ func (s *Server) putMedia(c echo.Context) error {
 	watch.Wait() // no IDLE ack or abort after the handler returns
 	if err != nil {
 		s.log.Info("putMedia ended with an error", "stream", st.Name, "request_id", requestID(c), "err", err)
+		infoOfC(c).Error = "INTERNAL_ERROR"
+		var pe *fragments.PutError
+		if errors.As(err, &pe) {
+			infoOfC(c).Error = fragments.ErrorCode(pe.ID)
+		}
 	}
 	if !body.eof.Load() {
 		s.endEarly(rc)
@@ -158,9 +171,10 @@ func (s *Server) WaitLingering(d time.Duration) {
 	}
 }
 
-// activityReader remembers when data last arrived.
+// activityReader remembers when data last arrived, and counts it.
 type activityReader struct {
 	r    io.Reader
+	t    *tracked // counts the bytes (IncomingBytes)
 	nano atomic.Int64
 	eof  atomic.Bool // the body ended (the producer closed it)
 }
@@ -173,6 +187,7 @@ func (a *activityReader) Read(p []byte) (int, error) {
 	n, err := a.r.Read(p)
 	if n > 0 {
 		a.touch()
+		a.t.received(n)
 	}
 	if err == io.EOF {
 		a.eof.Store(true)

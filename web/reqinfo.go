@@ -22,6 +22,10 @@ type requestInfo struct {
 	// consumed (the guide's fragment-metadata and fragment-media quotas),
 	// set by the limiter; metrics report them as ArchivedFragmentsConsumed.
 	MetadataCredits, MediaCredits int
+	// Error is the AWS error type the request ended with (handleError), or
+	// the error code of a PutMedia ERROR ack or a GetMedia error in the
+	// stream; "" if none. The request's Success and its log line read it.
+	Error string
 }
 
 type infoKey struct{}

@@ -26,6 +26,7 @@ import (
 	"github.com/kvsgate/kvsgate/session/limits"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config configures the HTTP layer.
@@ -53,6 +54,12 @@ type Config struct {
 	// ImagesMaxBytes bounds a GetImages response: a page ends early (its
 	// NextToken continues) rather than pass it. Default 100 MB, as KVS.
 	ImagesMaxBytes int64
+	// Metrics is the registry the API metrics are registered on and GET
+	// /metrics serves; a new one with the Go and process collectors if nil.
+	Metrics *prometheus.Registry
+	// NoMetricsRoute leaves GET /metrics out of the API's routes (serve
+	// MetricsHandler on another listener instead).
+	NoMetricsRoute bool
 }
 
 // Server serves the KVS API.
@@ -72,6 +79,7 @@ type Server struct {
 	segments    *segmentCache
 	streamsByID sync.Map // stream id -> cachedStream, for session requests
 	windowRows  windowCache
+	metrics     *metrics
 }
 
 // New builds the server and its routes.
@@ -108,7 +116,8 @@ func New(cfg Config) *Server {
 		panic(err) // a key of the wrong size is a programming error: main checks it
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, auth: cfg.Verifier, sessions: keyring,
-		segments: newSegmentCache(segmentCacheBytes, segmentCacheFragments), limiter: limits.New(*cfg.Limits, time.Now)}
+		segments: newSegmentCache(segmentCacheBytes, segmentCacheFragments), limiter: limits.New(*cfg.Limits, time.Now),
+		metrics: newMetrics(cfg.Metrics)}
 	if cfg.Images.Logger == nil {
 		cfg.Images.Logger = cfg.Logger
 	}
@@ -118,6 +127,8 @@ func New(cfg Config) *Server {
 	e.HTTPErrorHandler = s.handleError
 	e.Pre(s.requestID)
 	e.Use(s.describe)
+	// Metrics and the request log see every request, its error written.
+	e.Use(s.observe)
 	// CORS on every API and playback endpoint, preflight included, so
 	// browser players and web apps on other origins can use kvsgate.
 	e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
@@ -136,6 +147,13 @@ func New(cfg Config) *Server {
 		}
 		return c.String(http.StatusOK, "ok\n")
 	})
+	// Prometheus scrapes without signing; its own requests are not counted.
+	if !cfg.NoMetricsRoute {
+		e.GET("/metrics", echo.WrapHandler(s.metrics.handler))
+	}
+
+	// The web console (console.go).
+	s.consoleRoutes(e)
 
 	// Control plane.
 	e.POST("/createStream", jsonAPI(s, s.createStream))
@@ -192,6 +210,9 @@ func (s *Server) SetReady() { s.ready.Store(true) }
 
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler { return s.e }
+
+// MetricsHandler serves the metrics in the Prometheus text format.
+func (s *Server) MetricsHandler() http.Handler { return s.metrics.handler }
 
 // DataEndpoint is the URL GetDataEndpoint returns.
 func (s *Server) DataEndpoint() string { return s.cfg.PublicURL }

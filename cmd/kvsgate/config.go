@@ -80,6 +80,7 @@ type serveOptions struct {
 	imagesMaxBytes                       int64
 	demo, verbose                        bool
 	pprofAddr                            string
+	logFormat, metricsListen             string
 	config                               string
 	limits                               limits.Config
 }
@@ -139,7 +140,9 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs.Int64Var(&o.imagesMaxBytes, "images-max-bytes", 100e6, "GetImages: largest response in bytes (a page ends early, its NextToken continuing, rather than pass it)")
 	fs.IntVar(&o.imagesProcs, "images-decoders", 0, "GetImages decoder processes at once, across requests (default: the CPU count)")
 	fs.BoolVar(&o.demo, "demo", false, "create the stream 'demo' and feed it forever from the bundled sample clip")
-	fs.BoolVar(&o.verbose, "v", false, "debug logging")
+	fs.BoolVar(&o.verbose, "v", false, "debug logging (also logs health checks and metrics scrapes)")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log lines as text (key=value) or json")
+	fs.StringVar(&o.metricsListen, "metrics-listen", "", "serve /metrics on this address instead of the API's (e.g. 127.0.0.1:9100); default: GET /metrics on --listen")
 	fs.StringVar(&o.pprofAddr, "pprof", "", "serve Go's /debug/pprof/ profiles on this address (e.g. 127.0.0.1:6060; unauthenticated: keep it on loopback); off by default")
 	fs.StringVar(&o.config, "config", "", "read settings from this `FILE` first (name = value lines named as these flags; flags override it)")
 	fs.Var(limitFlag{&o.limits}, "limit", "set one limit, `name=value` (repeatable; 0: no limit; README lists the names and defaults)")

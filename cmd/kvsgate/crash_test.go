@@ -195,14 +195,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-var listenRE = regexp.MustCompile(`msg="kvsgate serving" listen=(\S+)`)
+// listenRE finds the listen address in the start line, text or JSON.
+var listenRE = regexp.MustCompile(`msg="kvsgate serving" listen=(\S+)|"msg":"kvsgate serving","listen":"([^"]+)"`)
 
-// startServer runs `kvsgate serve` on dir with a kernel-chosen port and
-// waits until /healthz answers 200.
-func startServer(t *testing.T, dir string) *proc {
+// startServer runs `kvsgate serve` on dir (with more flags) with a
+// kernel-chosen port and waits until /healthz answers 200.
+func startServer(t *testing.T, dir string, flags ...string) *proc {
 	t.Helper()
 	p := &proc{done: make(chan struct{})}
-	p.cmd = exec.Command(kvsgateBinary(t), "serve", "--listen", "127.0.0.1:0", "--data-dir", dir)
+	p.cmd = exec.Command(kvsgateBinary(t), append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dir}, flags...)...)
 	p.cmd.Env = append(os.Environ(), "KVSGATE_ACCESS_KEY_ID=", "KVSGATE_SECRET_ACCESS_KEY=")
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
@@ -221,7 +222,7 @@ func startServer(t *testing.T, dir string) *proc {
 			p.mu.Unlock()
 			if m := listenRE.FindStringSubmatch(line); m != nil {
 				select {
-				case addr <- m[1]:
+				case addr <- m[1] + m[2]:
 				default:
 				}
 			}

@@ -1,6 +1,6 @@
 // Command kvsgate is a self-hosted Amazon Kinesis Video Streams gateway.
 //
-//	kvsgate serve [--config FILE] [--listen 127.0.0.1:8080] [--data-dir ./data] [--public-url URL] [--limit name=value]... [--limits=off] [--demo] [--pprof ADDR]
+//	kvsgate serve [--config FILE] [--listen 127.0.0.1:8080] [--data-dir ./data] [--public-url URL] [--limit name=value]... [--limits=off] [--demo] [--pprof ADDR] [--log-format text|json] [--metrics-listen ADDR]
 //	kvsgate put --endpoint URL --stream NAME [--create] [--realtime] [--loop] FILE.mkv
 package main
 
@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -52,7 +54,8 @@ func main() {
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage:
   kvsgate serve [--config FILE] [--listen 127.0.0.1:8080] [--data-dir ./data] [--public-url URL] [--credentials FILE] [--ffmpeg PATH]
-                [--limit name=value]... [--limits=off] [--demo] [--pprof ADDR]   (serve -h lists every flag)
+                [--limit name=value]... [--limits=off] [--demo] [--pprof ADDR] [--log-format text|json] [--metrics-listen ADDR]
+                (serve -h lists every flag)
   kvsgate put --endpoint URL --stream NAME [--create] [--realtime] [--loop] FILE.mkv`)
 	os.Exit(2)
 }
@@ -66,11 +69,10 @@ func serve(args []string) error {
 		return err
 	}
 
-	level := slog.LevelInfo
-	if o.verbose {
-		level = slog.LevelDebug
+	log, err := newLogger(os.Stderr, o.logFormat, o.verbose)
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
 
 	creds, err := web.LoadCredentials(o.credFile)
@@ -116,7 +118,7 @@ func serve(args []string) error {
 		log.Warn("ffmpeg not found: GetImages will fail with InternalFailure until it is installed (apt-get install ffmpeg) or --ffmpeg points at it", "ffmpeg", o.ffmpegPath, "err", err)
 	}
 	srv := web.New(web.Config{PublicURL: o.publicURL, Store: store, Verifier: verifier, Logger: log, Limits: &o.limits, SessionKey: key, Images: imagesCfg,
-		ClipMaxFragments: o.clipMaxFragments, ClipMaxBytes: o.clipMaxBytes, ImagesMaxBytes: o.imagesMaxBytes})
+		ClipMaxFragments: o.clipMaxFragments, ClipMaxBytes: o.clipMaxBytes, ImagesMaxBytes: o.imagesMaxBytes, NoMetricsRoute: o.metricsListen != ""})
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -125,12 +127,23 @@ func serve(args []string) error {
 	go func() { errc <- hs.Serve(ln) }()
 	srv.SetReady()
 	log.Info("kvsgate serving", "listen", ln.Addr().String(), "data_dir", o.dataDir, "data_endpoint", o.publicURL)
+	fmt.Fprintf(os.Stderr, "kvsgate: web console at %s/\n", consoleURL(ln.Addr(), o.publicURL))
 	if o.limits.Off {
 		log.Warn("request limits and fragment-credit quotas are OFF (--limits=off)")
 	}
 
 	if o.demo {
 		go runDemo(ctx, log, o.publicURL, creds, o.region)
+	}
+	if o.metricsListen != "" {
+		mln, err := net.Listen("tcp", o.metricsListen)
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", srv.MetricsHandler())
+		log.Info("metrics endpoint", "metrics", "http://"+mln.Addr().String()+"/metrics")
+		go http.Serve(mln, mux)
 	}
 	if o.pprofAddr != "" {
 		pln, err := net.Listen("tcp", o.pprofAddr)
@@ -191,6 +204,32 @@ func put(args []string) error {
 		return nil
 	}
 	return err
+}
+
+// consoleURL is where a browser on this machine finds the web console: the
+// public URL, unless the server listens on every interface (0.0.0.0, ::)
+// and no public URL was given, then loopback on the listening port.
+func consoleURL(addr net.Addr, publicURL string) string {
+	if tcp, ok := addr.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() && publicURL == "http://"+addr.String() {
+		return fmt.Sprintf("http://127.0.0.1:%d", tcp.Port)
+	}
+	return strings.TrimRight(publicURL, "/")
+}
+
+// newLogger makes the server's logger: slog lines on w, as text
+// (key=value) or JSON, at debug level with verbose.
+func newLogger(w io.Writer, format string, verbose bool) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if verbose {
+		opts.Level = slog.LevelDebug
+	}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
 }
 
 // pprofMux serves net/http/pprof's handlers, on --pprof's listener only

@@ -70,6 +70,10 @@ type FragmentQuery struct {
 	AfterOrdinal int64
 	MinServerNS  int64 // retention cutoff: older fragments are never returned
 	Limit        int
+	// Brief asks only for the fields playlists and manifests read: Ordinal,
+	// Number, ProducerNS, ServerNS, DurationNS, Size and HeaderID. An index
+	// may leave Timecode, SegmentID and Offset zero (it reads fewer columns).
+	Brief bool
 }
 
 // Pending is a fragment ready to commit: its row, meta and (if not yet
@@ -108,6 +112,10 @@ type Index interface {
 	MaxFragmentNumber() (uint64, error)
 
 	Fragments(q FragmentQuery) ([]Fragment, error)
+	// Breaks counts discontinuities without listing the fragments: a LIVE
+	// session's discontinuity sequence counts them from its start, so its
+	// cost must not grow with the session's age.
+	Breaks(q BreakQuery) (int64, error)
 	FragmentByNumber(streamID int64, number uint64) (*Fragment, error)
 	Meta(streamID, ordinal int64) (*Meta, error)
 	Header(id int64) (*Header, error)

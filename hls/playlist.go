@@ -18,7 +18,11 @@ import (
 
 // MediaSegment is one line of a media playlist.
 type MediaSegment struct {
+	// URI is the segment's URI; if empty, the playlist's URIPrefix, Number
+	// in decimal and URISuffix (a 5000-segment playlist then builds no
+	// strings).
 	URI        string
+	Number     uint64
 	DurationNS int64
 	// Discontinuity puts EXT-X-DISCONTINUITY before the segment.
 	Discontinuity bool
@@ -36,8 +40,10 @@ type MediaPlaylist struct {
 	// VOD writes EXT-X-PLAYLIST-TYPE:VOD; Ended writes EXT-X-ENDLIST.
 	VOD, Ended bool
 	// MapURI is the first init segment (fMP4); "" for MPEG-TS.
-	MapURI   string
-	Segments []MediaSegment
+	MapURI string
+	// URIPrefix and URISuffix surround the Number of segments without a URI.
+	URIPrefix, URISuffix string
+	Segments             []MediaSegment
 }
 
 // TargetDuration is the EXT-X-TARGETDURATION of segments: the longest,
@@ -84,7 +90,14 @@ func WriteMediaPlaylist(w io.Writer, p *MediaPlaylist) error {
 		num = appendSeconds(num[:0], s.DurationNS)
 		bw.Write(num)
 		bw.WriteString(",\n")
-		bw.WriteString(s.URI)
+		if s.URI != "" {
+			bw.WriteString(s.URI)
+		} else {
+			bw.WriteString(p.URIPrefix)
+			num = strconv.AppendUint(num[:0], s.Number, 10)
+			bw.Write(num)
+			bw.WriteString(p.URISuffix)
+		}
 		bw.WriteByte('\n')
 	}
 	if p.Ended {

@@ -10,7 +10,8 @@ import (
 // may be before DiscontinuityMode ON_DISCONTINUITY marks a discontinuity.
 const GapTolerance = 50 * time.Millisecond
 
-// Entry is one fragment in a session's window.
+// Entry is one fragment in a session's window. Its Fragment has the fields
+// of a FragmentQuery.Brief: Timecode, SegmentID and Offset may be zero.
 type Entry struct {
 	fragments.Fragment
 	// StartNS is the fragment's timestamp in the session's timestamp source.
@@ -62,8 +63,7 @@ func (s *Session) discontinuous(prev, cur *Entry) bool {
 	case DiscontinuityNever:
 		return false
 	}
-	d := cur.StartNS - (prev.StartNS + prev.DurationNS)
-	return d > int64(GapTolerance) || d < -int64(GapTolerance)
+	return fragments.Gap(&prev.Fragment, &cur.Fragment, s.selector(), int64(GapTolerance))
 }
 
 // link sets the flags of entries that follow prev (nil for none).
@@ -97,14 +97,14 @@ func (s *Session) rangeList(idx fragments.Index, st *fragments.Stream, now time.
 	if s.HasEnd {
 		end = s.EndNS
 	}
-	var out []Entry
 	afterTS, afterOrd := int64(-1<<62), int64(0)
 	// One query for the whole list in the common case (a duplicate
 	// producer timestamp or two may need another).
 	pageSize := min(limit+1, 5001)
+	out := make([]Entry, 0, pageSize)
 	for len(out) < limit {
 		page, err := idx.Fragments(fragments.FragmentQuery{StreamID: st.ID, By: s.selector(), From: s.StartNS, To: end,
-			AfterTS: afterTS, AfterOrdinal: afterOrd, MinServerNS: st.Cutoff(now), Limit: pageSize})
+			AfterTS: afterTS, AfterOrdinal: afterOrd, MinServerNS: st.Cutoff(now), Limit: pageSize, Brief: true})
 		if err != nil {
 			return nil, false, err
 		}
@@ -188,7 +188,7 @@ func (s *Session) live(idx fragments.Index, st *fragments.Stream, now time.Time)
 	}
 	from := max(s.BaseOrdinal-1, last-int64(2*s.MaxResults)-1, 0)
 	frags, err := idx.Fragments(fragments.FragmentQuery{StreamID: st.ID, By: fragments.ByOrdinal, AfterOrdinal: from,
-		MinServerNS: st.Cutoff(now), Limit: 2*s.MaxResults + 2})
+		MinServerNS: st.Cutoff(now), Limit: 2*s.MaxResults + 2, Brief: true})
 	if err != nil {
 		return nil, err
 	}
@@ -224,25 +224,16 @@ func (s *Session) live(idx fragments.Index, st *fragments.Stream, now time.Time)
 }
 
 // discontinuitiesSince counts discontinuities between the session's base
-// and the fragment with ordinal upTo (inclusive), for LIVE sessions.
+// and the fragment with ordinal upTo (inclusive), for LIVE sessions. The
+// index counts them (fragments.Index.Breaks) in time that does not grow
+// with the session's age.
 func (s *Session) discontinuitiesSince(idx fragments.Index, st *fragments.Stream, now time.Time, upTo int64) (int64, error) {
-	var n int64
-	var prev *Entry
-	after := max(s.BaseOrdinal-1, 0)
-	for after < upTo {
-		page, err := idx.Fragments(fragments.FragmentQuery{StreamID: st.ID, By: fragments.ByOrdinal, AfterOrdinal: after,
-			MinServerNS: st.Cutoff(now), Limit: int(min(upTo-after, 1000))})
-		if err != nil || len(page) == 0 {
-			return n, err
-		}
-		for i := range page {
-			e := &Entry{Fragment: page[i], StartNS: s.start(&page[i])}
-			if prev != nil && s.discontinuous(prev, e) {
-				n++
-			}
-			prev = e
-		}
-		after = page[len(page)-1].Ordinal
-	}
-	return n, nil
+	return idx.Breaks(s.breakQuery(st, now, max(s.BaseOrdinal, 1), upTo))
+}
+
+// breakQuery is the fragments.BreakQuery of the session's discontinuities
+// between the fragments with ordinals from and to.
+func (s *Session) breakQuery(st *fragments.Stream, now time.Time, from, to int64) fragments.BreakQuery {
+	return fragments.BreakQuery{StreamID: st.ID, From: from, To: to, MinServerNS: st.Cutoff(now),
+		Gaps: s.Discontinuity == DiscontinuityOnGap, By: s.selector(), Tolerance: int64(GapTolerance)}
 }

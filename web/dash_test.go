@@ -109,6 +109,10 @@ func freezeServerTimes(t testing.TB, ts *testServer, stream string, offset time.
 	if _, err := db.Exec(`UPDATE fragments SET server_ns = producer_ns + ? WHERE stream_id = ?`, int64(offset), st.ID); err != nil {
 		t.Fatal(err)
 	}
+	// The index keeps a copy of the rows in memory (sqlindex.Index.Reload).
+	if r, ok := ts.Store.Index.(interface{ Reload(int64) }); ok {
+		r.Reload(st.ID)
+	}
 }
 
 // dashGoldenStream ingests the HLS golden test's eight fragments (a 3 s gap

@@ -429,15 +429,15 @@ func (s *Server) hlsMediaPlaylist(c echo.Context) error {
 		suffix = "&TrackNumber=" + strconv.Itoa(track) + suffix
 	}
 	const mapPrefix = "getMP4InitFragment.mp4?FragmentNumber="
+	p.URIPrefix, p.URISuffix = segPrefix, suffix
 	p.Segments = make([]hls.MediaSegment, 0, len(w.Entries))
 	for i, e := range w.Entries {
-		number := strconv.FormatUint(e.Number, 10)
-		seg := hls.MediaSegment{DurationNS: e.DurationNS, Discontinuity: e.Discontinuity, URI: segPrefix + number + suffix}
+		seg := hls.MediaSegment{DurationNS: e.DurationNS, Discontinuity: e.Discontinuity, Number: e.Number}
 		if !ts {
 			if i == 0 {
-				p.MapURI = mapPrefix + number + suffix
+				p.MapURI = mapPrefix + strconv.FormatUint(e.Number, 10) + suffix
 			} else if e.HeaderChange {
-				seg.MapURI = mapPrefix + number + suffix
+				seg.MapURI = mapPrefix + strconv.FormatUint(e.Number, 10) + suffix
 			}
 		}
 		if r.sess.DisplayTimestamp {

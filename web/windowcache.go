@@ -35,6 +35,7 @@ const windowCacheEntries = 256
 type windowKey struct {
 	stream, after, last int64
 	limit               int
+	brief               bool
 }
 
 type windowRows struct {
@@ -50,7 +51,7 @@ func (x windowIndex) Fragments(q fragments.FragmentQuery) ([]fragments.Fragment,
 	if err != nil {
 		return nil, err
 	}
-	k := windowKey{q.StreamID, q.AfterOrdinal, last, q.Limit}
+	k := windowKey{q.StreamID, q.AfterOrdinal, last, q.Limit, q.Brief}
 	if rows, ok := x.c.get(k, q.MinServerNS); ok {
 		return rows, nil
 	}

@@ -127,7 +127,13 @@ func serve(args []string) error {
 	go func() { errc <- hs.Serve(ln) }()
 	srv.SetReady()
 	log.Info("kvsgate serving", "listen", ln.Addr().String(), "data_dir", o.dataDir, "data_endpoint", o.publicURL)
-	fmt.Fprintf(os.Stderr, "kvsgate: web console at %s/\n", consoleURL(ln.Addr(), o.publicURL))
+	// The console's address is a line of its own for people; with JSON logs,
+	// a log record like the rest.
+	if o.logFormat == "json" {
+		log.Info("web console", "url", consoleURL(ln.Addr(), o.publicURL)+"/")
+	} else {
+		fmt.Fprintf(os.Stderr, "kvsgate: web console at %s/\n", consoleURL(ln.Addr(), o.publicURL))
+	}
 	if o.limits.Off {
 		log.Warn("request limits and fragment-credit quotas are OFF (--limits=off)")
 	}

@@ -7,13 +7,10 @@
 package sqlindex
 
 import (
-	"context"
 	"database/sql"
-	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"sync"
 	"time"
@@ -81,9 +78,16 @@ CREATE TABLE IF NOT EXISTS fragment_meta (
 type Index struct {
 	w *sql.DB // one connection: all writes are serialised
 	r *sql.DB // readers (WAL lets them run beside the writer)
+	// raw serves Fragments: see rawPool.
+	raw *rawPool
 
 	mu       sync.Mutex
 	ordinals map[int64]int64 // stream id -> last committed ordinal
+
+	bmu     sync.Mutex
+	briefs  map[int64]*streamBriefs // by stream id (briefs.go)
+	loads   sync.WaitGroup
+	loadOne sync.Mutex
 }
 
 // Open opens (creating if needed) the index at path.
@@ -107,17 +111,31 @@ func Open(path string) (*Index, error) {
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
+	raw := newRawPool(path, 8)
 	// Nothing writes a segment any more after a restart.
 	if _, err := w.Exec(`UPDATE segments SET closed = 1 WHERE closed = 0`); err != nil {
 		w.Close()
 		r.Close()
 		return nil, err
 	}
-	return &Index{w: w, r: r, ordinals: map[int64]int64{}}, nil
+	x := &Index{w: w, r: r, raw: raw, ordinals: map[int64]int64{}, briefs: map[int64]*streamBriefs{}}
+	if err := x.loadAllBriefs(); err != nil {
+		x.Close()
+		return nil, err
+	}
+	return x, nil
 }
 
 // Close implements fragments.Index.
 func (x *Index) Close() error {
+	x.raw.close()
+	x.loads.Wait()
+	x.bmu.Lock()
+	for id, s := range x.briefs {
+		delete(x.briefs, id)
+		s.release()
+	}
+	x.bmu.Unlock()
 	err := x.r.Close()
 	if werr := x.w.Close(); err == nil {
 		err = werr
@@ -157,8 +175,11 @@ func (x *Index) CreateStream(s *fragments.Stream) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fragments.ErrStreamExists
 	}
-	s.ID, err = res.LastInsertId()
-	return err
+	if s.ID, err = res.LastInsertId(); err != nil {
+		return err
+	}
+	x.newBriefs(s.ID)
+	return nil
 }
 
 func nonNil(m map[string]string) map[string]string {
@@ -252,6 +273,7 @@ func (x *Index) DeleteStream(id int64) error {
 	x.mu.Lock()
 	delete(x.ordinals, id)
 	x.mu.Unlock()
+	x.releaseBriefs(id)
 	return nil
 }
 
@@ -380,10 +402,15 @@ func (x *Index) Commit(batch []*fragments.Pending) error {
 	for id, o := range next {
 		x.ordinals[id] = o
 	}
+	x.addBriefs(batch)
 	return nil
 }
 
 const fragCols = `ordinal, number, producer_ns, server_ns, duration_ns, size, timecode, segment_id, offset, header_id`
+
+// briefCols are the columns of FragmentQuery.Brief: what playlists and
+// manifests read.
+const briefCols = `ordinal, number, producer_ns, server_ns, duration_ns, size, header_id`
 
 // Fragments implements fragments.Index.
 func (x *Index) Fragments(q fragments.FragmentQuery) ([]fragments.Fragment, error) {
@@ -397,77 +424,56 @@ func (x *Index) Fragments(q fragments.FragmentQuery) ([]fragments.Fragment, erro
 	if q.AfterTS > lowTS || (q.AfterTS == lowTS && q.AfterOrdinal > lowOrd) {
 		lowTS, lowOrd = q.AfterTS, q.AfterOrdinal
 	}
+	if q.By != fragments.ByOrdinal && q.By != fragments.ByProducer && q.MinServerNS > lowTS { // ByServer
+		lowTS, lowOrd = q.MinServerNS, 0
+	}
+	if q.Brief {
+		if out, ok := x.briefQuery(q, lowTS, lowOrd); ok {
+			return out, nil
+		}
+	}
+	cols := fragCols
+	if q.Brief {
+		cols = briefCols
+	}
 	var query string
-	var args []any
+	var args []int64
+	limit := int64(q.Limit)
 	switch q.By {
 	case fragments.ByOrdinal:
-		query = `SELECT ` + fragCols + ` FROM fragments WHERE stream_id = ? AND ordinal > ? AND server_ns >= ? ORDER BY ordinal LIMIT ?`
-		args = []any{q.StreamID, q.AfterOrdinal, q.MinServerNS, q.Limit}
+		query = `SELECT ` + cols + ` FROM fragments WHERE stream_id = ? AND ordinal > ? AND server_ns >= ? ORDER BY ordinal LIMIT ?`
+		args = []int64{q.StreamID, q.AfterOrdinal, q.MinServerNS, limit}
 	case fragments.ByProducer:
-		query = `SELECT ` + fragCols + ` FROM fragments INDEXED BY fragments_producer
+		query = `SELECT ` + cols + ` FROM fragments INDEXED BY fragments_producer
 		WHERE stream_id = ? AND (producer_ns, ordinal) > (?, ?) AND producer_ns <= ? AND server_ns >= ?
 		ORDER BY producer_ns, ordinal LIMIT ?`
-		args = []any{q.StreamID, lowTS, lowOrd, q.To, q.MinServerNS, q.Limit}
+		args = []int64{q.StreamID, lowTS, lowOrd, q.To, q.MinServerNS, limit}
 	default:
-		if q.MinServerNS > lowTS {
-			lowTS, lowOrd = q.MinServerNS, 0
-		}
-		query = `SELECT ` + fragCols + ` FROM fragments INDEXED BY fragments_server
+		query = `SELECT ` + cols + ` FROM fragments INDEXED BY fragments_server
 		WHERE stream_id = ? AND (server_ns, ordinal) > (?, ?) AND server_ns <= ?
 		ORDER BY server_ns, ordinal LIMIT ?`
-		args = []any{q.StreamID, lowTS, lowOrd, q.To, q.Limit}
+		args = []int64{q.StreamID, lowTS, lowOrd, q.To, limit}
 	}
-	return x.scanFragments(q.StreamID, min(q.Limit, 8192), query, args)
-}
-
-// scanFragments runs a query of fragCols on a reader connection through
-// the driver directly: database/sql's per-row locking and reflective
-// conversions cost more than SQLite itself on pages of thousands of rows.
-func (x *Index) scanFragments(streamID int64, capHint int, query string, args []any) ([]fragments.Fragment, error) {
-	conn, err := x.r.Conn(context.Background())
+	out := make([]fragments.Fragment, 0, max(0, min(q.Limit, 8192)))
+	c, err := x.raw.get()
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
-	named := make([]driver.NamedValue, len(args))
-	for i, a := range args {
-		v := a
-		if n, ok := a.(int); ok {
-			v = int64(n)
+	err = c.query(query, args, func(col func(int) int64) {
+		f := fragments.Fragment{StreamID: q.StreamID, Ordinal: col(0), Number: uint64(col(1)), ProducerNS: col(2), ServerNS: col(3),
+			DurationNS: col(4), Size: col(5)}
+		if q.Brief {
+			f.HeaderID = col(6)
+		} else {
+			f.Timecode, f.SegmentID, f.Offset, f.HeaderID = col(6), col(7), col(8), col(9)
 		}
-		named[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
-	}
-	out := make([]fragments.Fragment, 0, capHint)
-	err = conn.Raw(func(dc any) error {
-		qc, ok := dc.(driver.QueryerContext)
-		if !ok {
-			return errors.New("sqlindex: driver cannot query")
-		}
-		rows, err := qc.QueryContext(context.Background(), query, named)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		dest := make([]driver.Value, 10)
-		for {
-			if err := rows.Next(dest); err == io.EOF {
-				return nil
-			} else if err != nil {
-				return err
-			}
-			var v [10]int64
-			for i, d := range dest {
-				n, ok := d.(int64)
-				if !ok {
-					return fmt.Errorf("sqlindex: fragment column %d is %T", i, d)
-				}
-				v[i] = n
-			}
-			out = append(out, fragments.Fragment{StreamID: streamID, Ordinal: v[0], Number: uint64(v[1]), ProducerNS: v[2], ServerNS: v[3],
-				DurationNS: v[4], Size: v[5], Timecode: v[6], SegmentID: v[7], Offset: v[8], HeaderID: v[9]})
-		}
+		out = append(out, f)
 	})
-	return out, err
+	x.raw.put(c, err != nil)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // FragmentByNumber implements fragments.Index.
@@ -541,6 +547,7 @@ func (x *Index) Expire(streamID, cutoffNS int64) ([]int64, error) {
 			if err := tx.Commit(); err != nil {
 				return nil, err
 			}
+			x.expireBriefs(streamID, hi)
 		}
 	}
 	rows, err := x.r.Query(`SELECT id FROM segments WHERE stream_id = ? AND closed = 1 AND last_server_ns < ?`, streamID, cutoffNS)

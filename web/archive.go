@@ -71,6 +71,9 @@ func (s *Server) listFragments(ctx context.Context, in *listFragmentsIn) (*listF
 	if !st.Archived() {
 		return nil, noDataRetention(st.Name)
 	}
+	if err := s.admit(infoOf(ctx), limit, 0); err != nil {
+		return nil, err
+	}
 	q := fragments.FragmentQuery{StreamID: st.ID, By: fragments.ByServer, From: 0, To: math.MaxInt64, AfterTS: -1}
 	if sel := in.FragmentSelector; sel != nil {
 		switch sel.FragmentSelectorType {

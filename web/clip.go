@@ -84,6 +84,9 @@ func (s *Server) getClip(c echo.Context) error {
 		return err
 	}
 	defer cl.Close()
+	if err := s.admit(infoOfC(c), cl.Fragments, cl.Fragments); err != nil {
+		return err
+	}
 
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentType, "video/mp4")

@@ -17,9 +17,9 @@ type streamRef struct {
 	StreamARN  string `json:"StreamARN"`
 }
 
-// resolve finds the stream a request names by name or ARN (either; both
+// lookup finds the stream a request names by name or ARN (either; both
 // must agree), and notes it in the request's requestInfo.
-func (s *Server) resolve(ctx context.Context, ref streamRef) (*fragments.Stream, error) {
+func (s *Server) lookup(ctx context.Context, ref streamRef) (*fragments.Stream, error) {
 	if ref.StreamName == "" && ref.StreamARN == "" {
 		return nil, invalidArg("either StreamName or StreamARN must be specified")
 	}
@@ -116,6 +116,9 @@ func (s *Server) createStream(ctx context.Context, in *createStreamIn) (*createS
 	if err := checkTags(in.Tags); err != nil {
 		return nil, err
 	}
+	if err := s.admit(infoOf(ctx), 0, 0); err != nil { // account level
+		return nil, err
+	}
 	st, err := s.store.CreateStream(fragments.NewStream{
 		Name: in.StreamName, DeviceName: in.DeviceName, MediaType: in.MediaType, KmsKeyID: in.KmsKeyID,
 		RetentionHours: retention, Tags: in.Tags,
@@ -156,7 +159,10 @@ type listStreamsOut struct {
 	NextToken      *string      `json:"NextToken,omitempty"`
 }
 
-func (s *Server) listStreams(_ context.Context, in *listStreamsIn) (*listStreamsOut, error) {
+func (s *Server) listStreams(ctx context.Context, in *listStreamsIn) (*listStreamsOut, error) {
+	if err := s.admit(infoOf(ctx), 0, 0); err != nil { // account level
+		return nil, err
+	}
 	limit := 10000
 	if in.MaxResults != nil {
 		limit = *in.MaxResults

@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"time"
 
 	mp4clip "github.com/kvsgate/kvsgate/clip"
 	"github.com/kvsgate/kvsgate/fragments"
 	"github.com/kvsgate/kvsgate/hls"
 	"github.com/kvsgate/kvsgate/images"
 	"github.com/kvsgate/kvsgate/session"
+	"github.com/kvsgate/kvsgate/session/limits"
 	"github.com/labstack/echo/v4"
 )
 
@@ -19,6 +22,9 @@ type APIError struct {
 	Status  int
 	Type    string
 	Message string
+	// RetryAfter, when set, goes out as a Retry-After header (whole seconds,
+	// rounded up): when a throttled request would be admitted.
+	RetryAfter time.Duration
 }
 
 func (e *APIError) Error() string { return e.Type + ": " + e.Message }
@@ -35,6 +41,28 @@ func notFound(format string, args ...any) *APIError {
 	return apiErr(http.StatusNotFound, "ResourceNotFoundException", format, args...)
 }
 
+// limitExceeded is a request refused by the limits (session/limits):
+// ClientLimitExceededException for a rate or fragment credits,
+// ConnectionLimitExceededException for GetMedia's connection limit, as the
+// guide's quota section says. GetMediaForFragmentList's requests in
+// progress are a connection limit too, but its API (and so every SDK)
+// knows only ClientLimitExceededException: that is what it gets.
+func limitExceeded(stream string, err error) error {
+	var le *limits.Error
+	if !errors.As(err, &le) {
+		return err
+	}
+	typ := "ClientLimitExceededException"
+	if le.Connection && le.Conn == limits.GetMediaConns {
+		typ = "ConnectionLimitExceededException"
+	}
+	msg := le.Error()
+	if stream != "" {
+		msg = "stream " + stream + ": " + msg
+	}
+	return &APIError{Status: http.StatusBadRequest, Type: typ, Message: msg, RetryAfter: le.RetryAfter}
+}
+
 func noDataRetention(name string) *APIError {
 	return apiErr(http.StatusBadRequest, "NoDataRetentionException", "stream %s has a data retention period of 0 hours", name)
 }
@@ -45,6 +73,10 @@ func toAPIError(err error) *APIError {
 	var ae *APIError
 	if errors.As(err, &ae) {
 		return ae
+	}
+	var le *limits.Error
+	if errors.As(err, &le) {
+		return limitExceeded("", le).(*APIError)
 	}
 	var auth *AuthError
 	if errors.As(err, &auth) {
@@ -103,6 +135,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	h := c.Response().Header()
 	h.Set("x-amzn-ErrorType", ae.Type)
+	if ae.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.FormatInt(int64((ae.RetryAfter+time.Second-1)/time.Second), 10))
+	}
 	h.Set(echo.HeaderContentType, "application/x-amz-json-1.1")
 	if c.Request().Method == http.MethodHead {
 		c.NoContent(ae.Status)

@@ -8,12 +8,11 @@ import (
 	"os"
 	"regexp"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/kvsgate/kvsgate/fragments"
 	"github.com/kvsgate/kvsgate/fragments/mkv"
+	"github.com/kvsgate/kvsgate/session/limits"
 	"github.com/labstack/echo/v4"
 )
 
@@ -33,25 +32,6 @@ type startSelector struct {
 type getMediaIn struct {
 	streamRef
 	StartSelector *startSelector `json:"StartSelector"`
-}
-
-// connLimits counts open GetMedia connections per stream.
-type connLimits struct{ m sync.Map } // stream id -> *atomic.Int32
-
-func (l *connLimits) acquire(id int64, max int32) bool {
-	v, _ := l.m.LoadOrStore(id, new(atomic.Int32))
-	n := v.(*atomic.Int32)
-	if n.Add(1) > max {
-		n.Add(-1)
-		return false
-	}
-	return true
-}
-
-func (l *connLimits) release(id int64) {
-	if v, ok := l.m.Load(id); ok {
-		v.(*atomic.Int32).Add(-1)
-	}
 }
 
 // getMedia is POST /getMedia: the stream's fragments as Matroska, from a
@@ -82,14 +62,15 @@ func (s *Server) getMedia(c echo.Context) error {
 	default:
 		return invalidArg("StartSelectorType must be one of FRAGMENT_NUMBER, SERVER_TIMESTAMP, PRODUCER_TIMESTAMP, NOW, EARLIEST, CONTINUATION_TOKEN")
 	}
-	st, err := s.resolve(c.Request().Context(), in.streamRef)
+	st, err := s.lookup(c.Request().Context(), in.streamRef)
 	if err != nil {
 		return err
 	}
-	if !s.getMediaConns.acquire(st.ID, int32(s.cfg.GetMediaConnections)) {
-		return apiErr(http.StatusBadRequest, "ConnectionLimitExceededException", "stream %s already has %d GetMedia connections", st.Name, s.cfg.GetMediaConnections)
+	release, err := s.connect(infoOfC(c), limits.GetMediaConns, 0)
+	if err != nil {
+		return err
 	}
-	defer s.getMediaConns.release(st.ID)
+	defer release()
 
 	var src mediaSource
 	if st.Archived() {
@@ -340,6 +321,11 @@ func (s *Server) getMediaForFragmentList(c echo.Context) error {
 	if !st.Archived() {
 		return noDataRetention(st.Name)
 	}
+	release, err := s.connect(infoOfC(c), limits.FragmentListConns, len(nums))
+	if err != nil {
+		return err
+	}
+	defer release()
 	// Plan the whole body first: its length is known, so it goes out with a
 	// Content-Length and the payloads straight from the segment files
 	// (sendfile), with flat memory whatever the size.

@@ -18,6 +18,7 @@ import (
 	"github.com/kvsgate/kvsgate/fragments"
 	"github.com/kvsgate/kvsgate/fragments/mkv"
 	"github.com/kvsgate/kvsgate/fragments/producer"
+	"github.com/kvsgate/kvsgate/session/limits"
 )
 
 // gmFrame is one frame as a Matroska reader sees it.
@@ -505,16 +506,19 @@ func TestGetMediaBadInput(t *testing.T) {
 }
 
 func TestGetMediaConnectionLimit(t *testing.T) {
-	ts := newTestServer(t, nil, fragments.Config{})
+	// The default limits but GetMedia's 5 TPS: this test retries fast.
+	lc := limits.Default()
+	lc.TPS[limits.GetMedia] = 0
+	ts := newLimitedTestServer(t, lc, nil)
 	gmPost(t, ts.URL, "/createStream", map[string]any{"StreamName": "s", "DataRetentionInHours": 1})
 	var stops []func()
-	for i := 0; i < ts.Server.cfg.GetMediaConnections; i++ {
+	for i := 0; i < lc.Connections[limits.GetMediaConns]; i++ {
 		_, stop := gmTail(t, ts, map[string]any{"StreamName": "s", "StartSelector": map[string]any{"StartSelectorType": "NOW"}})
 		stops = append(stops, stop)
 	}
 	resp, b := gmPost(t, ts.URL, "/getMedia", map[string]any{"StreamName": "s", "StartSelector": map[string]any{"StartSelectorType": "NOW"}})
 	if resp.StatusCode != 400 || resp.Header.Get("x-amzn-ErrorType") != "ConnectionLimitExceededException" {
-		t.Fatalf("connection %d: %d %s", ts.Server.cfg.GetMediaConnections+1, resp.StatusCode, b)
+		t.Fatalf("connection %d: %d %s", lc.Connections[limits.GetMediaConns]+1, resp.StatusCode, b)
 	}
 	for _, s := range stops {
 		s()

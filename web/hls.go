@@ -256,6 +256,10 @@ func (s *Server) openSession(c echo.Context, proto session.Protocol) (*hlsReques
 	info := infoOfC(c)
 	info.noteStream(st)
 	info.Session = sess
+	meta, media := sessionCredits(info)
+	if err := s.admit(info, meta, media); err != nil {
+		return nil, err
+	}
 	return &hlsRequest{c: c, sess: sess, st: st, token: token}, nil
 }
 

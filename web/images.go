@@ -209,6 +209,15 @@ func (s *Server) getImages(c echo.Context) error {
 	if !st.Archived() {
 		return noDataRetention(st.Name)
 	}
+	// Credits: 400 + MaxResults metadata, MaxResults media (the
+	// guide's table; MaxResults defaults to the page size).
+	asked := imagesPageSize
+	if in.MaxResults != nil {
+		asked = int(*in.MaxResults)
+	}
+	if err := s.admit(infoOfC(c), 400+asked, asked); err != nil {
+		return err
+	}
 	rq.grid.StreamID = st.ID
 	if in.NextToken != nil {
 		g, err := decodeImagesToken(*in.NextToken)
@@ -282,9 +291,20 @@ func (s *Server) imagesPage(c echo.Context, st *fragments.Stream, rq *imagesRequ
 		}
 	}
 
-	size := 64 + 64*int(n)
-	for _, r := range res {
-		size += base64.StdEncoding.EncodedLen(len(r.Image))
+	// The guide's 100 MB for a GetImages response: the page ends before
+	// the entry that would take it past ImagesMaxBytes (it always has one),
+	// and its NextToken continues there.
+	size := 64
+	for i := range times {
+		entry := 64
+		if slot[i] >= 0 {
+			entry += base64.StdEncoding.EncodedLen(len(res[slot[i]].Image))
+		}
+		if i > 0 && int64(size+entry) > s.cfg.ImagesMaxBytes {
+			times, n = times[:i], int64(i)
+			break
+		}
+		size += entry
 	}
 	b := make([]byte, 0, size)
 	b = append(b, `{"Images":[`...)

@@ -16,12 +16,14 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 	mp4clip "github.com/kvsgate/kvsgate/clip"
 	"github.com/kvsgate/kvsgate/fragments"
 	"github.com/kvsgate/kvsgate/images"
 	"github.com/kvsgate/kvsgate/session"
+	"github.com/kvsgate/kvsgate/session/limits"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,9 +38,9 @@ type Config struct {
 	Logger    *slog.Logger
 	// MaxJSONBody bounds JSON request bodies. Default 1 MiB.
 	MaxJSONBody int64
-	// GetMediaConnections is how many GetMedia connections a stream allows
-	// at once (ConnectionLimitExceededException beyond). Default 3.
-	GetMediaConnections int
+	// Limits are the request limits and fragment-credit quotas
+	// (session/limits). nil: the guide's defaults, limits.Default().
+	Limits *limits.Config
 	// SessionKey seals HLS and DASH session tokens (32 bytes). Servers that
 	// share it serve each other's sessions. A random key if nil.
 	SessionKey []byte
@@ -49,6 +51,9 @@ type Config struct {
 	ClipMaxBytes     int64
 	// Images configures GetImages' decoder and cache.
 	Images images.Config
+	// ImagesMaxBytes bounds a GetImages response: a page ends early (its
+	// NextToken continues) rather than pass it. Default 100 MB, as KVS.
+	ImagesMaxBytes int64
 	// Metrics is the registry the API metrics are registered on and GET
 	// /metrics serves; a new one with the Go and process collectors if nil.
 	Metrics *prometheus.Registry
@@ -66,15 +71,15 @@ type Server struct {
 	auth  *Verifier
 	ready atomic.Bool
 
-	getMediaConns connLimits
-	lingering     sync.WaitGroup // PutMedia connections ended before their body
-	sessions      *session.Keyring
-	headers       sync.Map // header id -> *fragments.Header (headers never change)
-	images        *images.Renderer
-	segments      *segmentCache
-	streamsByID   sync.Map // stream id -> cachedStream, for session requests
-	windowRows    windowCache
-	metrics       *metrics
+	limiter     *limits.Limiter
+	lingering   sync.WaitGroup // PutMedia connections ended before their body
+	sessions    *session.Keyring
+	headers     sync.Map // header id -> *fragments.Header (headers never change)
+	images      *images.Renderer
+	segments    *segmentCache
+	streamsByID sync.Map // stream id -> cachedStream, for session requests
+	windowRows  windowCache
+	metrics     *metrics
 }
 
 // New builds the server and its routes.
@@ -85,11 +90,15 @@ func New(cfg Config) *Server {
 	if cfg.MaxJSONBody == 0 {
 		cfg.MaxJSONBody = 1 << 20
 	}
-	if cfg.GetMediaConnections == 0 {
-		cfg.GetMediaConnections = 3
+	if cfg.Limits == nil {
+		def := limits.Default()
+		cfg.Limits = &def
 	}
 	if cfg.ClipMaxFragments <= 0 {
 		cfg.ClipMaxFragments = mp4clip.DefaultMaxFragments
+	}
+	if cfg.ImagesMaxBytes <= 0 {
+		cfg.ImagesMaxBytes = 100e6
 	}
 	if cfg.ClipMaxBytes <= 0 {
 		cfg.ClipMaxBytes = mp4clip.DefaultMaxBytes
@@ -107,7 +116,8 @@ func New(cfg Config) *Server {
 		panic(err) // a key of the wrong size is a programming error: main checks it
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, auth: cfg.Verifier, sessions: keyring,
-		segments: newSegmentCache(segmentCacheBytes, segmentCacheFragments), metrics: newMetrics(cfg.Metrics)}
+		segments: newSegmentCache(segmentCacheBytes, segmentCacheFragments), limiter: limits.New(*cfg.Limits, time.Now),
+		metrics: newMetrics(cfg.Metrics)}
 	if cfg.Images.Logger == nil {
 		cfg.Images.Logger = cfg.Logger
 	}
@@ -126,7 +136,7 @@ func New(cfg Config) *Server {
 		AllowMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodOptions},
 		AllowHeaders: []string{"*", "Authorization", "Content-Type", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256", "X-Amz-User-Agent", "Range"},
 		ExposeHeaders: []string{"x-amzn-ErrorType", "x-amz-RequestId", "x-amzn-RequestId", "Content-Length", "Content-Type",
-			"x-amzn-kvsgate-clip-truncated", "x-amzn-kvsgate-clip-next-timestamp"},
+			"x-amzn-kvsgate-clip-truncated", "x-amzn-kvsgate-clip-next-timestamp", "Retry-After"},
 		MaxAge: 86400,
 	}))
 	s.e = e

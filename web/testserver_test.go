@@ -8,9 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/kvsgate/kvsgate/fragments"
 	"github.com/kvsgate/kvsgate/fragments/sqlindex"
+	"github.com/kvsgate/kvsgate/session/limits"
 )
 
 // testServer is a real kvsgate (SQLite index, payload files in a temp dir)
@@ -35,7 +37,21 @@ func newTestServer(t testing.TB, creds []Credentials, cfg fragments.Config) *tes
 }
 
 // startTestServer starts a server on an existing data dir (restart tests).
+// Its request limits are off (tests of other things make requests faster
+// than a player would); newLimitedTestServer turns them on.
 func startTestServer(t testing.TB, dir string, creds []Credentials, cfg fragments.Config) *testServer {
+	t.Helper()
+	return startTestServerWith(t, dir, creds, cfg, limits.Config{Off: true}, nil)
+}
+
+// newLimitedTestServer starts a server with the limits lc, on the clock now
+// (nil: the real one), without SigV4.
+func newLimitedTestServer(t testing.TB, lc limits.Config, now func() time.Time) *testServer {
+	t.Helper()
+	return startTestServerWith(t, t.TempDir(), nil, fragments.Config{}, lc, now)
+}
+
+func startTestServerWith(t testing.TB, dir string, creds []Credentials, cfg fragments.Config, lc limits.Config, now func() time.Time) *testServer {
 	t.Helper()
 	idx, err := sqlindex.Open(filepath.Join(dir, "index.db"))
 	if err != nil {
@@ -52,7 +68,8 @@ func startTestServer(t testing.TB, dir string, creds []Credentials, cfg fragment
 	hs := httptest.NewUnstartedServer(nil)
 	ts.http = hs
 	ts.URL = "http://" + hs.Listener.Addr().String()
-	ts.Server = New(Config{PublicURL: ts.URL, Store: store, Verifier: NewVerifier(creds), Logger: cfg.Logger})
+	ts.Server = New(Config{PublicURL: ts.URL, Store: store, Verifier: NewVerifier(creds), Logger: cfg.Logger, Limits: &lc})
+	ts.Server.limiter = limits.New(lc, now)
 	hs.Config.Handler = ts.Server.Handler()
 	ts.Server.SetReady()
 	hs.Start()

@@ -86,10 +86,14 @@ var typeNames = [nTypes]string{"media playlist", "media segment", "init segment"
 
 // sample is one timed request.
 type sample struct {
-	d   time.Duration
-	n   int64
-	err bool
+	d         time.Duration
+	n         int64
+	err       bool
+	throttled bool // 400 ClientLimitExceededException (kvsgate's limits)
 }
+
+// errThrottled is a response refused by kvsgate's limits.
+var errThrottled = errors.New("400 ClientLimitExceededException")
 
 // recorder collects a session's samples inside the window.
 type recorder struct {
@@ -180,22 +184,32 @@ func hlsload(c hlsloadConfig) error {
 		go func() { feedErr <- feed(ctx, base, c.stream, clip) }()
 	}
 	expires := max(300, int((c.warmup+c.duration+10*time.Minute)/time.Second))
+	var sessionThrottled atomic.Int64
 	newSession := func(client *http.Client) (string, error) {
 		body := map[string]any{"StreamName": c.stream, "PlaybackMode": "LIVE", "ContainerFormat": "FRAGMENTED_MP4",
 			"MaxMediaPlaylistFragmentResults": c.maxResults, "Expires": expires,
 			"HLSFragmentSelector": map[string]any{"FragmentSelectorType": c.selector}}
 		b, _ := json.Marshal(body)
-		resp, err := client.Post(base+"/getHLSStreamingSessionURL", "application/json", bytes.NewReader(b))
-		if err != nil {
-			return "", err
+		for {
+			resp, err := client.Post(base+"/getHLSStreamingSessionURL", "application/json", bytes.NewReader(b))
+			if err != nil {
+				return "", err
+			}
+			out, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 400 && resp.Header.Get("x-amzn-ErrorType") == "ClientLimitExceededException" {
+				// The stream's 25 session URLs a second (kvsgate's default
+				// limits): try again shortly, as a polite client would.
+				sessionThrottled.Add(1)
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			if resp.StatusCode != 200 {
+				return "", fmt.Errorf("getHLSStreamingSessionURL: %s: %s", resp.Status, out)
+			}
+			var o struct{ HLSStreamingSessionURL string }
+			return o.HLSStreamingSessionURL, json.Unmarshal(out, &o)
 		}
-		defer resp.Body.Close()
-		out, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 {
-			return "", fmt.Errorf("getHLSStreamingSessionURL: %s: %s", resp.Status, out)
-		}
-		var o struct{ HLSStreamingSessionURL string }
-		return o.HLSStreamingSessionURL, json.Unmarshal(out, &o)
 	}
 	// Wait for the stream to have a full window.
 	fmt.Printf("waiting for %d fragments of %q ...\n", c.maxResults, c.stream)
@@ -248,7 +262,7 @@ func hlsload(c hlsloadConfig) error {
 	if err, ok := setupErr.Load().(error); ok {
 		return fmt.Errorf("setting up sessions: %v", err)
 	}
-	fmt.Printf("%d sessions set up in %s\n", c.sessions, time.Since(setup).Round(time.Millisecond))
+	fmt.Printf("%d sessions set up in %s (%d session URL requests throttled and retried)\n", c.sessions, time.Since(setup).Round(time.Millisecond), sessionThrottled.Load())
 
 	// Run them: session i reloads at phase i/N of the interval.
 	start := time.Now().Add(100 * time.Millisecond)
@@ -321,13 +335,13 @@ func hlsload(c hlsloadConfig) error {
 	}
 	fmt.Printf("\n%d LIVE sessions (%s, MaxMediaPlaylistFragmentResults %d), each reloading its media playlist every %s; window %s:\n",
 		c.sessions, c.selector, c.maxResults, c.reload, c.duration)
-	fmt.Printf("  %-15s %8s %8s %9s %9s %9s %9s %9s %7s %10s\n", "request", "count", "per s", "p50", "p90", "p99", "p99.9", "max", "errors", "MB/s")
+	fmt.Printf("  %-15s %8s %8s %9s %9s %9s %9s %9s %7s %9s %10s\n", "request", "count", "per s", "p50", "p90", "p99", "p99.9", "max", "errors", "throttled", "MB/s")
 	for t, ss := range all {
 		st := summarize(ss, wall)
 		st.Type = typeNames[t]
 		res.Requests = append(res.Requests, st)
-		fmt.Printf("  %-15s %8d %8.0f %9s %9s %9s %9s %9s %7d %10.1f\n", st.Type, st.Count, st.PerSecond,
-			ms(st.P50Ms), ms(st.P90Ms), ms(st.P99Ms), ms(st.P999Ms), ms(st.MaxMs), st.Errors, st.MBps)
+		fmt.Printf("  %-15s %8d %8.0f %9s %9s %9s %9s %9s %7d %9d %10.1f\n", st.Type, st.Count, st.PerSecond,
+			ms(st.P50Ms), ms(st.P90Ms), ms(st.P99Ms), ms(st.P999Ms), ms(st.MaxMs), st.Errors, st.Throttled, st.MBps)
 	}
 	fmt.Printf("  reloads that started >100 ms after their tick (generator behind): %d of %d; reloads that had lost track (newest fetched segment no longer listed): %d\n", late, reloads, missed)
 	fmt.Printf("  CPU over the window (1.00 = one core of %d): kvsgate %.2f, generator %.2f, everything else on the machine %.2f (all busy: %.2f; load average at the end %s)\n",
@@ -370,7 +384,7 @@ type hlsloadResult struct {
 
 type reqStats struct {
 	Type                               string
-	Count, Errors                      int
+	Count, Errors, Throttled           int
 	PerSecond, MBps                    float64
 	P50Ms, P90Ms, P99Ms, P999Ms, MaxMs float64
 }
@@ -387,6 +401,9 @@ func summarize(ss []sample, wall float64) reqStats {
 		bytes += s.n
 		if s.err {
 			st.Errors++
+		}
+		if s.throttled {
+			st.Throttled++
 		}
 	}
 	slices.Sort(ds)
@@ -475,7 +492,7 @@ func (s *loadSession) record(rec bool, t reqType, t0 time.Time, n int64, err err
 		return
 	}
 	d := time.Since(t0)
-	s.rec.samples[t] = append(s.rec.samples[t], sample{d: d, n: n, err: err != nil})
+	s.rec.samples[t] = append(s.rec.samples[t], sample{d: d, n: n, err: err != nil, throttled: errors.Is(err, errThrottled)})
 	if err != nil && len(s.rec.errs) < 20 {
 		s.rec.errs = append(s.rec.errs, reFragNumOrToken.ReplaceAllString(err.Error(), "…"))
 	}
@@ -500,6 +517,9 @@ func get(client *http.Client, u string) (int64, []byte, error) {
 	}
 	if err != nil {
 		return n, nil, err
+	}
+	if resp.StatusCode == 400 && resp.Header.Get("x-amzn-ErrorType") == "ClientLimitExceededException" {
+		return n, nil, fmt.Errorf("GET %s: %w", u, errThrottled)
 	}
 	if resp.StatusCode != 200 {
 		return n, nil, fmt.Errorf("GET %s: %s: %.200s", u, resp.Status, body)

@@ -1,6 +1,6 @@
 // Command kvsgate is a self-hosted Amazon Kinesis Video Streams gateway.
 //
-//	kvsgate serve [--listen 127.0.0.1:8080] [--data-dir ./data] [--public-url URL] [--demo] [--pprof ADDR] [--log-format text|json] [--metrics-listen ADDR]
+//	kvsgate serve [--config FILE] [--listen 127.0.0.1:8080] [--data-dir ./data] [--public-url URL] [--limit name=value]... [--limits=off] [--demo] [--pprof ADDR] [--log-format text|json] [--metrics-listen ADDR]
 //	kvsgate put --endpoint URL --stream NAME [--create] [--realtime] [--loop] FILE.mkv
 package main
 
@@ -53,45 +53,29 @@ func main() {
 
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage:
-  kvsgate serve [--listen 127.0.0.1:8080] [--data-dir ./data] [--public-url URL] [--credentials FILE] [--ffmpeg PATH] [--demo] [--pprof ADDR] [--log-format text|json] [--metrics-listen ADDR]
+  kvsgate serve [--config FILE] [--listen 127.0.0.1:8080] [--data-dir ./data] [--public-url URL] [--credentials FILE] [--ffmpeg PATH]
+                [--limit name=value]... [--limits=off] [--demo] [--pprof ADDR] [--log-format text|json] [--metrics-listen ADDR]
+                (serve -h lists every flag)
   kvsgate put --endpoint URL --stream NAME [--create] [--realtime] [--loop] FILE.mkv`)
 	os.Exit(2)
 }
 
 func serve(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ExitOnError)
-	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
-	dataDir := fs.String("data-dir", "./data", "where fragments and the index are kept")
-	publicURL := fs.String("public-url", "", "URL GetDataEndpoint returns (default: http://<listen address>)")
-	credFile := fs.String("credentials", "", "AWS shared-credentials file with the keys to accept (default: env KVSGATE_ACCESS_KEY_ID / KVSGATE_SECRET_ACCESS_KEY; none: no auth)")
-	region := fs.String("region", "us-west-2", "region in stream ARNs")
-	account := fs.String("account", "000000000000", "account id in stream ARNs")
-	maxFragDur := fs.Duration("max-fragment-duration", 20*time.Second, "longest fragment accepted (PutMedia error 4002)")
-	getMediaConns := fs.Int("getmedia-connections", 3, "GetMedia connections allowed per stream at once")
-	sessionKeyHex := fs.String("session-key", "", "hex AES-256 key sealing HLS/DASH session tokens (default: <data-dir>/session.key, created on first start); servers sharing it serve each other's sessions")
-	clipMaxFragments := fs.Int("clip-max-fragments", 200, "GetClip: most fragments in one clip (the first of the range; a response header says when a clip is cut)")
-	clipMaxBytes := fs.Int64("clip-max-bytes", 100<<20, "GetClip: largest clip file in bytes (whole fragments; the first is always included)")
-	ffmpegPath := fs.String("ffmpeg", "ffmpeg", "ffmpeg executable GetImages decodes with (a path, or a name looked up in PATH)")
-	imagesCacheMB := fs.Int("images-cache-mb", 64, "memory for GetImages' cache of encoded images, in MiB (0: no cache)")
-	imagesTimeout := fs.Duration("images-decode-timeout", 30*time.Second, "longest a GetImages decoder process may run")
-	imagesProcs := fs.Int("images-decoders", 0, "GetImages decoder processes at once, across requests (default: the CPU count)")
-	demo := fs.Bool("demo", false, "create the stream 'demo' and feed it forever from the bundled sample clip")
-	verbose := fs.Bool("v", false, "debug logging (also logs health checks and metrics scrapes)")
-	logFormat := fs.String("log-format", "text", "log lines as text (key=value) or json")
-	metricsListen := fs.String("metrics-listen", "", "serve /metrics on this address instead of the API's (e.g. 127.0.0.1:9100); default: GET /metrics on --listen")
-	pprofAddr := fs.String("pprof", "", "serve Go's /debug/pprof/ profiles on this address (e.g. 127.0.0.1:6060; unauthenticated: keep it on loopback); off by default")
-	fs.Parse(args)
-	if *clipMaxFragments < 1 || *clipMaxBytes < 1 {
-		return errors.New("--clip-max-fragments and --clip-max-bytes must be at least 1")
+	o, err := parseServe(args, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		return err
 	}
 
-	log, err := newLogger(os.Stderr, *logFormat, *verbose)
+	log, err := newLogger(os.Stderr, o.logFormat, o.verbose)
 	if err != nil {
 		return err
 	}
 	slog.SetDefault(log)
 
-	creds, err := web.LoadCredentials(*credFile)
+	creds, err := web.LoadCredentials(o.credFile)
 	if err != nil {
 		return err
 	}
@@ -100,41 +84,41 @@ func serve(args []string) error {
 		log.Warn("NO CREDENTIALS CONFIGURED: every request is accepted unsigned. Set --credentials or KVSGATE_ACCESS_KEY_ID/KVSGATE_SECRET_ACCESS_KEY to require SigV4.")
 	}
 
-	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
+	if err := os.MkdirAll(o.dataDir, 0o755); err != nil {
 		return err
 	}
-	idx, err := sqlindex.Open(filepath.Join(*dataDir, "index.db"))
+	idx, err := sqlindex.Open(filepath.Join(o.dataDir, "index.db"))
 	if err != nil {
 		return err
 	}
-	store, err := fragments.NewStore(idx, fragments.DiskPayloads{Dir: filepath.Join(*dataDir, "payload")}, fragments.Config{
-		Region: *region, Account: *account, MaxFragmentDuration: *maxFragDur, Logger: log,
+	store, err := fragments.NewStore(idx, fragments.DiskPayloads{Dir: filepath.Join(o.dataDir, "payload")}, fragments.Config{
+		Region: o.region, Account: o.account, MaxFragmentDuration: o.maxFragDur, Logger: log,
 	})
 	if err != nil {
 		return err
 	}
 
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return err
 	}
-	if *publicURL == "" {
-		*publicURL = "http://" + ln.Addr().String()
+	if o.publicURL == "" {
+		o.publicURL = "http://" + ln.Addr().String()
 	}
-	key, err := sessionKey(*sessionKeyHex, filepath.Join(*dataDir, "session.key"))
+	key, err := sessionKey(o.sessionKeyHex, filepath.Join(o.dataDir, "session.key"))
 	if err != nil {
 		return err
 	}
-	cacheBytes := int64(*imagesCacheMB) << 20
+	cacheBytes := int64(o.imagesCacheMB) << 20
 	if cacheBytes == 0 {
 		cacheBytes = -1 // images.Config: negative disables the cache
 	}
-	imagesCfg := images.Config{FFmpeg: *ffmpegPath, CacheBytes: cacheBytes, Timeout: *imagesTimeout, Concurrency: *imagesProcs, Logger: log}
-	if _, err := exec.LookPath(*ffmpegPath); err != nil {
-		log.Warn("ffmpeg not found: GetImages will fail with InternalFailure until it is installed (apt-get install ffmpeg) or --ffmpeg points at it", "ffmpeg", *ffmpegPath, "err", err)
+	imagesCfg := images.Config{FFmpeg: o.ffmpegPath, CacheBytes: cacheBytes, Timeout: o.imagesTimeout, Concurrency: o.imagesProcs, Logger: log}
+	if _, err := exec.LookPath(o.ffmpegPath); err != nil {
+		log.Warn("ffmpeg not found: GetImages will fail with InternalFailure until it is installed (apt-get install ffmpeg) or --ffmpeg points at it", "ffmpeg", o.ffmpegPath, "err", err)
 	}
-	srv := web.New(web.Config{PublicURL: *publicURL, Store: store, Verifier: verifier, Logger: log, GetMediaConnections: *getMediaConns, SessionKey: key, Images: imagesCfg,
-		ClipMaxFragments: *clipMaxFragments, ClipMaxBytes: *clipMaxBytes, NoMetricsRoute: *metricsListen != ""})
+	srv := web.New(web.Config{PublicURL: o.publicURL, Store: store, Verifier: verifier, Logger: log, Limits: &o.limits, SessionKey: key, Images: imagesCfg,
+		ClipMaxFragments: o.clipMaxFragments, ClipMaxBytes: o.clipMaxBytes, ImagesMaxBytes: o.imagesMaxBytes, NoMetricsRoute: o.metricsListen != ""})
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -142,20 +126,23 @@ func serve(args []string) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	srv.SetReady()
-	log.Info("kvsgate serving", "listen", ln.Addr().String(), "data_dir", *dataDir, "data_endpoint", *publicURL)
+	log.Info("kvsgate serving", "listen", ln.Addr().String(), "data_dir", o.dataDir, "data_endpoint", o.publicURL)
 	// The console's address is a line of its own for people; with JSON logs,
 	// a log record like the rest.
-	if *logFormat == "json" {
-		log.Info("web console", "url", consoleURL(ln.Addr(), *publicURL)+"/")
+	if o.logFormat == "json" {
+		log.Info("web console", "url", consoleURL(ln.Addr(), o.publicURL)+"/")
 	} else {
-		fmt.Fprintf(os.Stderr, "kvsgate: web console at %s/\n", consoleURL(ln.Addr(), *publicURL))
+		fmt.Fprintf(os.Stderr, "kvsgate: web console at %s/\n", consoleURL(ln.Addr(), o.publicURL))
+	}
+	if o.limits.Off {
+		log.Warn("request limits and fragment-credit quotas are OFF (--limits=off)")
 	}
 
-	if *demo {
-		go runDemo(ctx, log, *publicURL, creds, *region)
+	if o.demo {
+		go runDemo(ctx, log, o.publicURL, creds, o.region)
 	}
-	if *metricsListen != "" {
-		mln, err := net.Listen("tcp", *metricsListen)
+	if o.metricsListen != "" {
+		mln, err := net.Listen("tcp", o.metricsListen)
 		if err != nil {
 			return err
 		}
@@ -164,8 +151,8 @@ func serve(args []string) error {
 		log.Info("metrics endpoint", "metrics", "http://"+mln.Addr().String()+"/metrics")
 		go http.Serve(mln, mux)
 	}
-	if *pprofAddr != "" {
-		pln, err := net.Listen("tcp", *pprofAddr)
+	if o.pprofAddr != "" {
+		pln, err := net.Listen("tcp", o.pprofAddr)
 		if err != nil {
 			return err
 		}

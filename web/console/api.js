@@ -43,7 +43,29 @@ export const authErrorTypes = new Set(['MissingAuthenticationTokenException', 'U
  * JSON, or with raw the Response (for GetClip and GetMediaForFragmentList).
  * Errors are KVSErrors; an AbortSignal's abort is passed through.
  */
-export async function call(op, input, { endpoint = location.origin, signal, raw = false } = {}) {
+export async function call(op, input, opts = {}) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await callOnce(op, input, opts);
+    } catch (e) {
+      if (!(e instanceof KVSError) || e.type !== 'ClientLimitExceededException' || attempt >= 4) throw e;
+      // Throttled (the stream's fragment credits or a TPS limit, as KVS
+      // enforces them): wait as Retry-After says, or back off, and retry.
+      await sleep(e.retryAfter > 0 ? e.retryAfter * 1000 : 250 * 2 ** attempt, opts.signal);
+    }
+  }
+}
+
+/** sleep resolves after ms, or rejects when signal aborts. */
+function sleep(ms, signal) {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => { clearTimeout(t); reject(signal.reason); }, { once: true });
+  });
+}
+
+async function callOnce(op, input, { endpoint = location.origin, signal, raw = false } = {}) {
   const url = endpoint.replace(/\/+$/, '') + '/' + op;
   const body = JSON.stringify(input || {});
   let headers = {};
@@ -72,7 +94,9 @@ export async function call(op, input, { endpoint = location.origin, signal, raw 
     } catch {
       // not JSON: keep the status
     }
-    throw new KVSError(String(type).split(':')[0], message, resp.status, op);
+    const err = new KVSError(String(type).split(':')[0], message, resp.status, op);
+    err.retryAfter = Number(resp.headers.get('Retry-After')) || 0;
+    throw err;
   }
   return raw ? resp : resp.json();
 }

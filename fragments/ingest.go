@@ -115,6 +115,13 @@ type ingest struct {
 	frag    *building
 	lastPTS map[uint64]int64 // per track number: latest pts of earlier fragments
 	tags    []mkv.SimpleTag  // metadata seen before its fragment started
+
+	// The previous fragment of this connection and its header, and the
+	// reordering seen so far, for the partial feed.
+	prevNumber uint64
+	prevHeader *Header
+	prevSize   int64
+	reorder    [mkv.MaxTracks]int
 }
 
 // building is a fragment being received.
@@ -126,7 +133,8 @@ type building struct {
 	clusterOpen  bool
 	start        int64 // payload offset in the segment
 	size         int64
-	samples      []Sample // PTS/DTS absolute until finished
+	samples      []Sample         // PTS/DTS absolute until finished
+	partial      *PartialFragment // published in the partial feed, or nil
 	tags         []mkv.SimpleTag
 	minPTS       int64
 	maxPTS       map[uint64]int64
@@ -214,6 +222,9 @@ func (in *ingest) handle(ev *mkv.Event) error {
 			return &PutError{ErrInvalidMKV, "two cluster Timecodes"}
 		}
 		f.timecode, f.hasTimecode = ev.Timecode, true
+		if f.partial != nil {
+			f.partial.setTimecode(f.timecode)
+		}
 		if err := in.write(ev.Raw); err != nil {
 			return err
 		}
@@ -260,6 +271,13 @@ func (in *ingest) begin(ev *mkv.Event) error {
 		in.mem.Reset()
 	}
 	in.frag = f
+	if in.seg != nil && in.stored != nil {
+		p := &PartialFragment{StreamID: in.st.ID, Number: f.number, ServerNS: f.serverNS, Header: in.stored,
+			PrevNumber: in.prevNumber, SameHeader: in.prevHeader == in.stored, reorder: in.reorder}
+		if p.payload = make([]byte, 0, in.s.cfg.partialCap(in.prevSize)); in.s.publish(p, now) {
+			f.partial = p
+		}
+	}
 	return in.write(ev.Raw)
 }
 
@@ -269,6 +287,9 @@ func (in *ingest) write(p []byte) error {
 		return &PutError{ErrMaxFragmentSize, fmt.Sprintf("fragment over %d bytes", in.s.cfg.MaxFragmentSize)}
 	}
 	f.size += int64(len(p))
+	if f.partial != nil {
+		f.partial.append(p, nil)
+	}
 	if in.seg == nil {
 		in.mem.Write(p)
 		return nil
@@ -308,6 +329,7 @@ func (in *ingest) block(ev *mkv.Event) error {
 		dur = d
 	}
 	base := f.size
+	first := len(f.samples)
 	for i, fr := range b.Frames {
 		p := pts + int64(i)*dur
 		f.samples = append(f.samples, Sample{Track: uint8(ti), Key: b.Key, PTS: p, Dur: dur, Offset: base + int64(fr.Off), Size: int64(fr.Len)})
@@ -322,7 +344,13 @@ func (in *ingest) block(ev *mkv.Event) error {
 	if span := pts - f.minPTS; span > int64(in.s.cfg.MaxFragmentDuration) {
 		return &PutError{ErrMaxFragmentDuration, fmt.Sprintf("fragment spans more than %s", in.s.cfg.MaxFragmentDuration)}
 	}
-	return in.write(ev.Raw)
+	if err := in.write(ev.Raw); err != nil {
+		return err
+	}
+	if f.partial != nil {
+		f.partial.append(nil, f.samples[first:])
+	}
+	return nil
 }
 
 func (in *ingest) metadata(tags []mkv.SimpleTag) error {
@@ -387,6 +415,11 @@ func (in *ingest) finish() error {
 	for t, p := range f.maxPTS {
 		in.lastPTS[t] = p
 	}
+	in.prevNumber, in.prevHeader, in.prevSize = f.number, in.stored, f.size
+	if f.partial != nil {
+		in.reorder = f.partial.reorder
+		f.partial.finish(frag, f.samples)
+	}
 	in.frag = nil
 	in.slot.busy.Store(false)
 	if err := in.ack(Ack{EventType: AckReceived, FragmentTimecode: f.timecode, FragmentNumber: f.number}); err != nil {
@@ -400,12 +433,15 @@ func (in *ingest) finish() error {
 	}
 	if err := in.seg.Flush(); err != nil {
 		in.seg.Truncate(f.start)
+		if f.partial != nil {
+			in.s.unpublish(f.partial)
+		}
 		return &PutError{ErrArchival, err.Error()}
 	}
 	// The persister syncs, commits and acks PERSISTED while this connection
 	// goes on with the next fragment.
 	meta := AppendMeta(nil, &Meta{Samples: f.samples, Tags: f.tags})
-	in.persist.add(in.seg, &Pending{Fragment: frag, Meta: meta, Header: in.stored})
+	in.persist.add(in.seg, &Pending{Fragment: frag, Meta: meta, Header: in.stored, partial: f.partial})
 	return nil
 }
 
@@ -499,6 +535,9 @@ func (in *ingest) fail(id int, detail string) error {
 func (in *ingest) discard() {
 	if in.frag != nil && in.seg != nil {
 		in.seg.Truncate(in.frag.start)
+	}
+	if in.frag != nil && in.frag.partial != nil {
+		in.s.unpublish(in.frag.partial)
 	}
 	in.frag = nil
 	in.slot.busy.Store(false)

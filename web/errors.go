@@ -35,6 +35,12 @@ func notFound(format string, args ...any) *APIError {
 	return apiErr(http.StatusNotFound, "ResourceNotFoundException", format, args...)
 }
 
+// unavailable is 503: an LL-HLS blocking request whose part did not come
+// in time (RFC 8216bis asks for 503 then).
+func unavailable(format string, args ...any) *APIError {
+	return apiErr(http.StatusServiceUnavailable, "ServiceUnavailableException", format, args...)
+}
+
 func noDataRetention(name string) *APIError {
 	return apiErr(http.StatusBadRequest, "NoDataRetentionException", "stream %s has a data retention period of 0 hours", name)
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 	mp4clip "github.com/kvsgate/kvsgate/clip"
@@ -48,6 +49,9 @@ type Config struct {
 	ClipMaxBytes     int64
 	// Images configures GetImages' decoder and cache.
 	Images images.Config
+	// HLSPartTarget is the PART-TARGET of LL-HLS playlists (LIVE sessions
+	// in fMP4): 0 means DefaultPartTarget, negative turns LL-HLS off.
+	HLSPartTarget time.Duration
 }
 
 // Server serves the KVS API.
@@ -67,6 +71,7 @@ type Server struct {
 	segments      *segmentCache
 	streamsByID   sync.Map // stream id -> cachedStream, for session requests
 	windowRows    windowCache
+	parts         partLists
 }
 
 // New builds the server and its routes.
@@ -85,6 +90,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.ClipMaxBytes <= 0 {
 		cfg.ClipMaxBytes = mp4clip.DefaultMaxBytes
+	}
+	if cfg.HLSPartTarget == 0 {
+		cfg.HLSPartTarget = DefaultPartTarget
 	}
 	if cfg.Verifier == nil {
 		cfg.Verifier = NewVerifier(nil)

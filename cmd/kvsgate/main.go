@@ -73,10 +73,17 @@ func serve(args []string) error {
 	imagesCacheMB := fs.Int("images-cache-mb", 64, "memory for GetImages' cache of encoded images, in MiB (0: no cache)")
 	imagesTimeout := fs.Duration("images-decode-timeout", 30*time.Second, "longest a GetImages decoder process may run")
 	imagesProcs := fs.Int("images-decoders", 0, "GetImages decoder processes at once, across requests (default: the CPU count)")
+	partTarget := fs.Duration("hls-part-target", web.DefaultPartTarget, "LL-HLS PART-TARGET of LIVE fMP4 sessions (parts of the fragment being received, blocking playlist reload); 0 turns LL-HLS off")
 	demo := fs.Bool("demo", false, "create the stream 'demo' and feed it forever from the bundled sample clip")
 	verbose := fs.Bool("v", false, "debug logging")
 	pprofAddr := fs.String("pprof", "", "serve Go's /debug/pprof/ profiles on this address (e.g. 127.0.0.1:6060; unauthenticated: keep it on loopback); off by default")
 	fs.Parse(args)
+	if *partTarget < 0 || (*partTarget > 0 && *partTarget < 20*time.Millisecond) {
+		return errors.New("--hls-part-target must be 0 (off) or at least 20ms")
+	}
+	if *partTarget == 0 {
+		*partTarget = -1 // web.Config: negative turns LL-HLS off
+	}
 	if *clipMaxFragments < 1 || *clipMaxBytes < 1 {
 		return errors.New("--clip-max-fragments and --clip-max-bytes must be at least 1")
 	}
@@ -131,7 +138,7 @@ func serve(args []string) error {
 		log.Warn("ffmpeg not found: GetImages will fail with InternalFailure until it is installed (apt-get install ffmpeg) or --ffmpeg points at it", "ffmpeg", *ffmpegPath, "err", err)
 	}
 	srv := web.New(web.Config{PublicURL: *publicURL, Store: store, Verifier: verifier, Logger: log, GetMediaConnections: *getMediaConns, SessionKey: key, Images: imagesCfg,
-		ClipMaxFragments: *clipMaxFragments, ClipMaxBytes: *clipMaxBytes})
+		ClipMaxFragments: *clipMaxFragments, ClipMaxBytes: *clipMaxBytes, HLSPartTarget: *partTarget})
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

@@ -76,6 +76,7 @@ func (s *Store) Put(ctx context.Context, st *Stream, opts PutOptions, body io.Re
 		}
 	}
 	in := &ingest{s: s, st: st, opts: opts, ack: ack, slot: slot, r: mkv.NewReader(body), lastPTS: map[uint64]int64{}}
+	in.feed = s.partials.feed(st.ID)
 	if st.Archived() {
 		in.persist = newPersister(s, st, ack, opts.Abort)
 	}
@@ -118,6 +119,7 @@ type ingest struct {
 
 	// The previous fragment of this connection and its header, and the
 	// reordering seen so far, for the partial feed.
+	feed       *partialFeed
 	prevNumber uint64
 	prevHeader *Header
 	prevSize   int64
@@ -271,12 +273,8 @@ func (in *ingest) begin(ev *mkv.Event) error {
 		in.mem.Reset()
 	}
 	in.frag = f
-	if in.seg != nil && in.stored != nil {
-		p := &PartialFragment{StreamID: in.st.ID, Number: f.number, ServerNS: f.serverNS, Header: in.stored,
-			PrevNumber: in.prevNumber, SameHeader: in.prevHeader == in.stored, reorder: in.reorder}
-		if p.payload = make([]byte, 0, in.s.cfg.partialCap(in.prevSize)); in.s.publish(p, now) {
-			f.partial = p
-		}
+	if in.seg != nil && in.feed.interested(now) {
+		in.startPartial(now)
 	}
 	return in.write(ev.Raw)
 }
@@ -349,6 +347,8 @@ func (in *ingest) block(ev *mkv.Event) error {
 	}
 	if f.partial != nil {
 		f.partial.append(nil, f.samples[first:])
+	} else if in.seg != nil && in.feed.wantedAny() && in.feed.interested(in.now()) {
+		in.startPartial(in.now()) // a reader came during the fragment
 	}
 	return nil
 }

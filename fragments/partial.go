@@ -149,8 +149,9 @@ func (p *PartialFragment) append(b []byte, samples []Sample) {
 		for _, s := range samples {
 			// How far behind in presentation order this frame comes:
 			// the earlier frames of its track presented after it.
+			// (Decoders reorder a few frames: the last 32 samples tell.)
 			d := 0
-			for i := len(p.samples) - 1; i >= 0 && d < 16; i-- {
+			for i := len(p.samples) - 1; i >= max(0, len(p.samples)-32); i-- {
 				if p.samples[i].Track == s.Track && p.samples[i].PTS > s.PTS {
 					d++
 				}
@@ -187,6 +188,25 @@ func (p *PartialFragment) leave() {
 	}
 	p.mu.Unlock()
 }
+
+// interested reports whether a reader asked for the feed in the last
+// partialInterest; once that has passed it forgets the ask, so that
+// wantedAny is false again.
+func (f *partialFeed) interested(now time.Time) bool {
+	w := f.wanted.Load()
+	if w == 0 {
+		return false
+	}
+	if now.UnixNano()-w > int64(partialInterest) {
+		f.wanted.CompareAndSwap(w, 0)
+		return false
+	}
+	return true
+}
+
+// wantedAny is the ingest's cheap per-frame check: some reader asked
+// (recently or a while ago: interested says).
+func (f *partialFeed) wantedAny() bool { return f.wanted.Load() != 0 }
 
 // partialFeed is a stream's partial feed.
 type partialFeed struct {
@@ -258,7 +278,7 @@ func (c *Config) partialCap(prev int64) int {
 // publish adds a fragment to its stream's feed if a reader wants it.
 func (s *Store) publish(p *PartialFragment, now time.Time) bool {
 	f := s.partials.feed(p.StreamID)
-	if now.UnixNano()-f.wanted.Load() > int64(partialInterest) {
+	if !f.interested(now) {
 		return false
 	}
 	p.changed = make(chan struct{})
@@ -285,4 +305,39 @@ func (s *Store) unpublish(p *PartialFragment) {
 	}
 	f.mu.Unlock()
 	p.leave()
+}
+
+// startPartial publishes the fragment in progress in the partial feed:
+// at its start, or (a reader came since) with the bytes and frames
+// received so far, read back from the segment file. It is skipped when
+// that fails: the fragment is then served once complete, as usual.
+func (in *ingest) startPartial(now time.Time) {
+	f := in.frag
+	if in.stored == nil {
+		return
+	}
+	p := &PartialFragment{StreamID: in.st.ID, Number: f.number, ServerNS: f.serverNS, Timecode: f.timecode, Header: in.stored,
+		PrevNumber: in.prevNumber, SameHeader: in.prevHeader == in.stored, reorder: in.reorder}
+	p.payload = make([]byte, f.size, max(int(f.size), in.s.cfg.partialCap(in.prevSize)))
+	if f.size > 0 {
+		if in.seg.Flush() != nil {
+			return
+		}
+		r, err := in.s.Payloads.Open(in.st.ID, in.segID)
+		if err != nil {
+			return
+		}
+		_, err = r.ReadAt(p.payload, f.start)
+		r.Close()
+		if err != nil {
+			return
+		}
+	}
+	if !in.s.publish(p, now) {
+		return
+	}
+	f.partial = p
+	if len(f.samples) > 0 {
+		p.append(nil, f.samples)
+	}
 }

@@ -211,6 +211,9 @@ func (s *Server) getHLSStreamingSessionURL(ctx context.Context, in *hlsSessionIn
 	if err := hls.CheckTracks(h, container); err != nil {
 		return nil, err
 	}
+	if s.lowLatency(sess) {
+		s.store.WantPartial(st.ID, time.Now()) // its player will want the fragment in progress
+	}
 	return &hlsSessionOut{HLSStreamingSessionURL: s.DataEndpoint() + "/hls/v1/getHLSMasterPlaylist.m3u8?SessionToken=" + s.sessions.Seal(sess)}, nil
 }
 

@@ -197,6 +197,12 @@ func (s *Server) addParts(r *hlsRequest, w *session.Window, p *hls.MediaPlaylist
 			break
 		}
 	}
+	// The playlist always ends with a preload hint of the next part: the
+	// next part of the fragment listed last, else part 0 of the fragment
+	// after it. (hls.js 1.7.4 also needs a line after the last segment:
+	// without one it takes that segment for the next one in progress, and
+	// with a discontinuity before every segment it fails the playlist.)
+	p.PreloadHintURI = r.nextPartURI(last.Number, track)
 	if next == nil || next.PrevNumber != last.Number || !next.SameHeader || st.lastFull != last.Ordinal {
 		return st, nil, nil
 	}
@@ -211,6 +217,7 @@ func (s *Server) addParts(r *hlsRequest, w *session.Window, p *hls.MediaPlaylist
 	}
 	parts := hls.Parts(snap.Header, snap.Meta.Samples, track-1, target, snap.Settled[track-1], snap.Complete)
 	if len(parts) == 0 {
+		p.PreloadHintURI = r.partURI(snap.Fragment.Number, track, 0)
 		return st, next, nil
 	}
 	seg := hls.MediaSegment{Discontinuity: r.sess.Discontinuous(last, &e), Parts: r.partLines(snap.Fragment.Number, track, parts)}
@@ -219,10 +226,19 @@ func (s *Server) addParts(r *hlsRequest, w *session.Window, p *hls.MediaPlaylist
 	}
 	p.Segments = append(p.Segments, seg)
 	st.open, st.parts = next, len(parts)
-	if !snap.Complete {
+	if snap.Complete {
+		p.PreloadHintURI = r.nextPartURI(snap.Fragment.Number, track)
+	} else {
 		p.PreloadHintURI = r.partURI(snap.Fragment.Number, track, len(parts))
 	}
 	return st, next, nil
+}
+
+// nextPartURI names part 0 of the fragment after number, whose number is
+// not known yet: AfterFragmentNumber instead of FragmentNumber.
+func (r *hlsRequest) nextPartURI(number uint64, track int) string {
+	return "getMP4MediaFragment.mp4?AfterFragmentNumber=" + strconv.FormatUint(number, 10) + "&Part=0&TrackNumber=" +
+		strconv.Itoa(track) + "&SessionToken=" + r.token
 }
 
 func (r *hlsRequest) partURI(number uint64, track, part int) string {
@@ -294,13 +310,30 @@ func (s *Server) serveMP4Part(r *hlsRequest) error {
 	if err != nil || k < 0 || k > 100000 {
 		return invalidArg("Part %.20q is not a part index", v)
 	}
+	ctx := c.Request().Context()
+	deadline := time.Now().Add(partWait)
+	if c.QueryParams().Has("AfterFragmentNumber") && !c.QueryParams().Has("FragmentNumber") {
+		if !s.lowLatency(r.sess) {
+			return invalidArg("AfterFragmentNumber is for LIVE sessions")
+		}
+		av := c.QueryParam("AfterFragmentNumber")
+		after, err := strconv.ParseUint(av, 10, 64)
+		if err != nil || !reFragmentNumber.MatchString(av) {
+			return invalidArg("AfterFragmentNumber %.130q is not a fragment number", av)
+		}
+		next, err := s.nextFragment(ctx, r.st.ID, after, deadline)
+		if err != nil {
+			return err
+		}
+		q := c.QueryParams()
+		q.Set("FragmentNumber", strconv.FormatUint(next, 10))
+		c.Request().URL.RawQuery = q.Encode()
+	}
 	nv := c.QueryParam("FragmentNumber")
 	n, err := strconv.ParseUint(nv, 10, 64)
 	if err != nil || !reFragmentNumber.MatchString(nv) {
 		return invalidArg("FragmentNumber %.130q is not a fragment number", nv)
 	}
-	ctx := c.Request().Context()
-	deadline := time.Now().Add(partWait)
 	for {
 		pf := s.store.PartialByNumber(r.st.ID, n)
 		if pf == nil {
@@ -335,6 +368,38 @@ func (s *Server) serveMP4Part(r *hlsRequest) error {
 				return ctx.Err()
 			}
 			return unavailable("part %d of fragment %s did not arrive in time", k, nv)
+		}
+	}
+}
+
+// nextFragment waits (until deadline) for the fragment that follows
+// fragment after in the stream, in the partial feed or the index, and
+// returns its number.
+func (s *Server) nextFragment(ctx context.Context, stream int64, after uint64, deadline time.Time) (uint64, error) {
+	for {
+		partials, feedChanged := s.store.Partial(stream)
+		committed := s.store.Wake(stream)
+		for _, pf := range partials {
+			if pf.PrevNumber == after {
+				return pf.Number, nil
+			}
+		}
+		f, err := s.store.Index.FragmentByNumber(stream, after)
+		if err != nil {
+			return 0, err // not found: 404
+		}
+		next, err := s.store.Index.Fragments(fragments.FragmentQuery{StreamID: stream, By: fragments.ByOrdinal, AfterOrdinal: f.Ordinal, Limit: 1})
+		if err != nil {
+			return 0, err
+		}
+		if len(next) > 0 {
+			return next[0].Number, nil
+		}
+		if !waitAny(ctx, deadline, feedChanged, committed, nil) {
+			if ctx.Err() != nil {
+				return 0, ctx.Err()
+			}
+			return 0, unavailable("no fragment after %d arrived in time", after)
 		}
 	}
 }

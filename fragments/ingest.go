@@ -462,6 +462,14 @@ func (in *ingest) persistErr() error {
 // the sorted presentation times shifted back just enough that no frame is
 // decoded after it is shown.
 func finishSamples(samples []Sample, tracks int, start int64) int64 {
+	return deriveTimes(samples, tracks, start, nil)
+}
+
+// deriveTimes is finishSamples; with settled set, of a fragment still
+// arriving: the decode-time shift of track t is taken over its first
+// settled[t] samples only (of the last ones, the sorted presentation times
+// are not final yet and would overstate it).
+func deriveTimes(samples []Sample, tracks int, start int64, settled *[mkv.MaxTracks]int) int64 {
 	var first, end int64
 	for t := 0; t < tracks; t++ {
 		var idx []int
@@ -498,6 +506,9 @@ func finishSamples(samples []Sample, tracks int, start int64) int64 {
 		}
 		var shift int64
 		for k, i := range idx {
+			if settled != nil && k >= settled[t] {
+				break
+			}
 			shift = max(shift, pts[k]-samples[i].PTS)
 		}
 		for k, i := range idx {

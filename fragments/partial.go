@@ -99,10 +99,6 @@ func (p *PartialFragment) snapshot() (*PartialSnapshot, bool) {
 			start = s.PTS
 		}
 	}
-	dur := finishSamples(samples, tracks, start)
-	sn.Fragment = Fragment{StreamID: p.StreamID, Number: p.Number, ProducerNS: start, ServerNS: p.ServerNS,
-		DurationNS: dur, Size: int64(len(sn.Payload)), Timecode: timecode}
-	sn.Meta = &Meta{Samples: samples}
 	var count [mkv.MaxTracks]int
 	for _, s := range samples {
 		count[s.Track]++
@@ -114,6 +110,10 @@ func (p *PartialFragment) snapshot() (*PartialSnapshot, bool) {
 		// frame is in.
 		sn.Settled[t] = max(0, count[t]-reorder[t]-1)
 	}
+	dur := deriveTimes(samples, tracks, start, &sn.Settled)
+	sn.Fragment = Fragment{StreamID: p.StreamID, Number: p.Number, ProducerNS: start, ServerNS: p.ServerNS,
+		DurationNS: dur, Size: int64(len(sn.Payload)), Timecode: timecode}
+	sn.Meta = &Meta{Samples: samples}
 	return sn, true
 }
 

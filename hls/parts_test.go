@@ -259,7 +259,8 @@ func TestPartsInProgressAreFinal(t *testing.T) {
 		}
 		final := Parts(h, m.Samples, sv.track, partTarget, 0, true)
 		if sv.k >= len(final) || final[sv.k] != sv.part {
-			t.Errorf("fragment %d track %d part %d in progress %+v, stored %+v", f.Ordinal, sv.track, sv.k, sv.part, final[min(sv.k, len(final)-1)]); continue
+			t.Errorf("fragment %d track %d part %d in progress %+v, stored %+v", f.Ordinal, sv.track, sv.k, sv.part, final[min(sv.k, len(final)-1)])
+			continue
 		}
 		r, err := s.OpenFragment(f)
 		if err != nil {

@@ -136,7 +136,7 @@ func (s *Server) llMediaPlaylist(r *hlsRequest) error {
 		}
 		if !waitAny(ctx, deadline, feedChanged, committed, frames) {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return nil // the client is gone
 			}
 			return unavailable("segment %d part %d of the playlist did not arrive in time", msn, part)
 		}
@@ -322,6 +322,9 @@ func (s *Server) serveMP4Part(r *hlsRequest) error {
 			return invalidArg("AfterFragmentNumber %.130q is not a fragment number", av)
 		}
 		next, err := s.nextFragment(ctx, r.st.ID, after, deadline)
+		if ctx.Err() != nil {
+			return nil // the client is gone
+		}
 		if err != nil {
 			return err
 		}
@@ -365,7 +368,7 @@ func (s *Server) serveMP4Part(r *hlsRequest) error {
 		}
 		if !waitAny(ctx, deadline, changed, nil, nil) {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return nil // the client is gone
 			}
 			return unavailable("part %d of fragment %s did not arrive in time", k, nv)
 		}
@@ -397,7 +400,7 @@ func (s *Server) nextFragment(ctx context.Context, stream int64, after uint64, d
 		}
 		if !waitAny(ctx, deadline, feedChanged, committed, nil) {
 			if ctx.Err() != nil {
-				return 0, ctx.Err()
+				return 0, ctx.Err() // the client is gone: nothing is sent
 			}
 			return 0, unavailable("no fragment after %d arrived in time", after)
 		}

@@ -377,13 +377,17 @@ func (s *Server) serveMP4Part(r *hlsRequest) error {
 
 // nextFragment waits (until deadline) for the fragment that follows
 // fragment after in the stream, in the partial feed or the index, and
-// returns its number.
+// returns its number. One with another track header is not the next
+// part of the playlist that hinted it (a new EXT-X-MAP comes first): 404.
 func (s *Server) nextFragment(ctx context.Context, stream int64, after uint64, deadline time.Time) (uint64, error) {
 	for {
 		partials, feedChanged := s.store.Partial(stream)
 		committed := s.store.Wake(stream)
 		for _, pf := range partials {
 			if pf.PrevNumber == after {
+				if !pf.SameHeader {
+					return 0, notFound("the fragment after %d has other tracks", after)
+				}
 				return pf.Number, nil
 			}
 		}
@@ -396,6 +400,9 @@ func (s *Server) nextFragment(ctx context.Context, stream int64, after uint64, d
 			return 0, err
 		}
 		if len(next) > 0 {
+			if next[0].HeaderID != f.HeaderID {
+				return 0, notFound("the fragment after %d has other tracks", after)
+			}
 			return next[0].Number, nil
 		}
 		if !waitAny(ctx, deadline, feedChanged, committed, nil) {

@@ -48,6 +48,9 @@ type PartialFragment struct {
 	frag     Fragment
 	gone     bool
 	changed  chan struct{}
+	version  int              // changes counted, for the snapshot cache
+	cached   *PartialSnapshot // the snapshot of version cachedAt
+	cachedAt int
 }
 
 // PartialSnapshot is what a fragment of the partial feed holds at one moment.
@@ -78,6 +81,12 @@ func (p *PartialFragment) snapshot() (*PartialSnapshot, bool) {
 		p.mu.Unlock()
 		return nil, false
 	}
+	if p.cached != nil && p.cachedAt == p.version {
+		sn := p.cached // every LL-HLS viewer of the stream asks for the same one
+		p.mu.Unlock()
+		return sn, true
+	}
+	version := p.version
 	sn := &PartialSnapshot{Header: p.Header, Payload: p.payload[:len(p.payload):len(p.payload)], Complete: p.complete}
 	if p.complete {
 		sn.Fragment, sn.Meta = p.frag, p.final
@@ -114,6 +123,11 @@ func (p *PartialFragment) snapshot() (*PartialSnapshot, bool) {
 	sn.Fragment = Fragment{StreamID: p.StreamID, Number: p.Number, ProducerNS: start, ServerNS: p.ServerNS,
 		DurationNS: dur, Size: int64(len(sn.Payload)), Timecode: timecode}
 	sn.Meta = &Meta{Samples: samples}
+	p.mu.Lock()
+	if p.version == version && !p.gone {
+		p.cached, p.cachedAt = sn, version
+	}
+	p.mu.Unlock()
 	return sn, true
 }
 
@@ -137,6 +151,7 @@ func (p *PartialFragment) Gone() bool {
 }
 
 func (p *PartialFragment) wake() {
+	p.version++
 	close(p.changed)
 	p.changed = make(chan struct{})
 }
@@ -144,7 +159,10 @@ func (p *PartialFragment) wake() {
 // append adds cluster bytes, and the samples of a block with them.
 func (p *PartialFragment) append(b []byte, samples []Sample) {
 	p.mu.Lock()
-	p.payload = append(p.payload, b...)
+	if len(b) > 0 {
+		p.payload = append(p.payload, b...)
+		p.version++ // the payload snapshot grows (readers are woken with the samples)
+	}
 	if len(samples) > 0 {
 		for _, s := range samples {
 			// How far behind in presentation order this frame comes:
@@ -183,7 +201,7 @@ func (p *PartialFragment) leave() {
 	p.mu.Lock()
 	if !p.gone {
 		p.gone = true
-		p.payload, p.samples, p.final = nil, nil, nil
+		p.payload, p.samples, p.final, p.cached = nil, nil, nil, nil
 		p.wake()
 	}
 	p.mu.Unlock()

@@ -228,6 +228,12 @@ func TestLLHLSLive(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "video/mp4" || len(inProgress) < 6*500 {
 		t.Fatalf("part 0 in progress: %d %s (%d bytes)", resp.StatusCode, resp.Header.Get("Content-Type"), len(inProgress))
 	}
+	// The preload hint at a fragment's end names part 0 of the next one by
+	// its predecessor.
+	hinted := strings.Replace(partURL, "FragmentNumber="+numbers[3], "AfterFragmentNumber="+numbers[2], 1)
+	if resp, b := h.get(hinted); resp.StatusCode != 200 || !bytes.Equal(b, inProgress) {
+		t.Fatalf("AfterFragmentNumber: %d, the same bytes as part 0: %v", resp.StatusCode, bytes.Equal(b, inProgress))
+	}
 	p.frames(20, 25)
 	p.end()
 	p.ack("PERSISTED")

@@ -47,7 +47,7 @@ type PartialFragment struct {
 	final    *Meta
 	frag     Fragment
 	gone     bool
-	changed  chan struct{}
+	changed  chan struct{} // nil until someone waits
 	version  int              // changes counted, for the snapshot cache
 	cached   *PartialSnapshot // the snapshot of version cachedAt
 	cachedAt int
@@ -140,6 +140,9 @@ func (p *PartialFragment) Snapshot() (*PartialSnapshot, bool) { return p.snapsho
 func (p *PartialFragment) Changed() <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.changed == nil {
+		p.changed = make(chan struct{})
+	}
 	return p.changed
 }
 
@@ -150,10 +153,14 @@ func (p *PartialFragment) Gone() bool {
 	return p.gone
 }
 
+// wake counts a change and wakes the readers waiting for one (the channel
+// is made only when someone waits).
 func (p *PartialFragment) wake() {
 	p.version++
-	close(p.changed)
-	p.changed = make(chan struct{})
+	if p.changed != nil {
+		close(p.changed)
+		p.changed = nil
+	}
 }
 
 // append adds cluster bytes, and the samples of a block with them.
@@ -299,7 +306,6 @@ func (s *Store) publish(p *PartialFragment, now time.Time) bool {
 	if !f.interested(now) {
 		return false
 	}
-	p.changed = make(chan struct{})
 	f.mu.Lock()
 	f.frags = append(f.frags, p)
 	close(f.wake)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/kvsgate/kvsgate/fragments"
 	"github.com/kvsgate/kvsgate/fragments/mkv"
-	"github.com/kvsgate/kvsgate/fragments/sqlindex"
 )
 
 const partTarget = int64(250 * time.Millisecond)
@@ -174,21 +172,7 @@ func fmSamples(t *testing.T, h *fragments.Header, track int, media []byte) []mp4
 // part of the stored fragment: B-frames make decode times depend on later
 // frames, and Settled must hold parts back until they cannot change.
 func TestPartsInProgressAreFinal(t *testing.T) {
-	dir := t.TempDir()
-	idx, err := sqlindex.Open(filepath.Join(dir, "index.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := fragments.NewStore(idx, fragments.DiskPayloads{Dir: filepath.Join(dir, "payload")},
-		fragments.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	st, err := s.CreateStream(fragments.NewStream{Name: "ll", RetentionHours: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, st := fmStore(t)
 	data, err := os.ReadFile(demoClip)
 	if err != nil {
 		t.Fatal(err)

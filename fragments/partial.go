@@ -47,7 +47,7 @@ type PartialFragment struct {
 	final    *Meta
 	frag     Fragment
 	gone     bool
-	changed  chan struct{} // nil until someone waits
+	changed  chan struct{}    // nil until someone waits
 	version  int              // changes counted, for the snapshot cache
 	cached   *PartialSnapshot // the snapshot of version cachedAt
 	cachedAt int

@@ -137,6 +137,7 @@ type building struct {
 	size         int64
 	samples      []Sample         // PTS/DTS absolute until finished
 	partial      *PartialFragment // published in the partial feed, or nil
+	partialTried bool             // a late start failed: not again for this fragment
 	tags         []mkv.SimpleTag
 	minPTS       int64
 	maxPTS       map[uint64]int64
@@ -347,7 +348,7 @@ func (in *ingest) block(ev *mkv.Event) error {
 	}
 	if f.partial != nil {
 		f.partial.append(nil, f.samples[first:])
-	} else if in.seg != nil && in.feed.wantedAny() && in.feed.interested(in.now()) {
+	} else if in.seg != nil && !f.partialTried && in.feed.wantedAny() && in.feed.interested(in.now()) {
 		in.startPartial(in.now()) // a reader came during the fragment
 	}
 	return nil

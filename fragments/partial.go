@@ -340,6 +340,7 @@ func (in *ingest) startPartial(now time.Time) {
 	if in.stored == nil {
 		return
 	}
+	f.partialTried = true
 	p := &PartialFragment{StreamID: in.st.ID, Number: f.number, ServerNS: f.serverNS, Timecode: f.timecode, Header: in.stored,
 		PrevNumber: in.prevNumber, SameHeader: in.prevHeader == in.stored, reorder: in.reorder}
 	p.payload = make([]byte, f.size, max(int(f.size), in.s.cfg.partialCap(in.prevSize)))

@@ -166,7 +166,8 @@ func fmSamples(t *testing.T, h *fragments.Header, track int, media []byte) []mp4
 }
 
 // TestPartsInProgressAreFinal ingests the demo clip through a pipe, a few
-// hundred bytes at a time, while a reader takes snapshots of the fragment
+// hundred bytes at a time, while a reader (from the middle of the first
+// fragment on) takes snapshots of the fragment
 // being received from the partial feed and cuts them into parts. Every
 // part it sees complete must be, sample for sample and byte for byte, the
 // part of the stored fragment: B-frames make decode times depend on later
@@ -177,7 +178,6 @@ func TestPartsInProgressAreFinal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.WantPartial(st.ID, time.Now())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
@@ -215,6 +215,11 @@ func TestPartsInProgressAreFinal(t *testing.T) {
 		}
 	}
 	for off := 0; off < len(data); off += 300 {
+		if off == 30000 {
+			// A reader comes in the middle of the first fragment: it is
+			// published from there on, with the bytes so far read back.
+			s.WantPartial(st.ID, time.Now())
+		}
 		if _, err := pw.Write(data[off:min(off+300, len(data))]); err != nil {
 			t.Fatal(err)
 		}
@@ -267,6 +272,10 @@ func TestPartsInProgressAreFinal(t *testing.T) {
 		checked[[3]uint64{sv.number, uint64(sv.track), uint64(sv.k)}] = true
 	}
 	t.Logf("%d snapshots' parts checked, %d distinct parts", len(all), len(checked))
+	first, err := s.Index.Fragments(fragments.FragmentQuery{StreamID: st.ID, By: fragments.ByOrdinal, Limit: 1})
+	if err != nil || len(first) == 0 || !checked[[3]uint64{first[0].Number, 0, 2}] {
+		t.Fatalf("no part of the first fragment (published mid-way) seen in progress: %v", err)
+	}
 	if frags, _ := s.Partial(st.ID); len(frags) != 0 {
 		t.Fatalf("%d fragments left in the partial feed after the ingest", len(frags))
 	}

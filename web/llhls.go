@@ -117,7 +117,7 @@ func (s *Server) llMediaPlaylist(r *hlsRequest) error {
 			return err
 		}
 		p := r.mediaPlaylist(w, track)
-		st, candidate, err := s.addParts(r, w, p, track, partials)
+		st, frames, err := s.addParts(r, w, p, track, partials)
 		if err != nil {
 			return err
 		}
@@ -129,10 +129,6 @@ func (s *Server) llMediaPlaylist(r *hlsRequest) error {
 		}
 		if deadline.IsZero() {
 			deadline = now.Add(time.Duration(3*hls.TargetDuration(p.Segments)) * time.Second)
-		}
-		var frames <-chan struct{}
-		if candidate != nil {
-			frames = candidate.Changed()
 		}
 		if !waitAny(ctx, deadline, feedChanged, committed, frames) {
 			if ctx.Err() != nil {
@@ -164,9 +160,10 @@ func waitAny(ctx context.Context, deadline time.Time, a, b, c <-chan struct{}) b
 // the server-control and part-info tags, the parts of the segments within
 // three target durations of the end, and the fragment still arriving
 // after them with its complete parts and a preload hint for its next. It
-// returns what the playlist ends with, and the fragment of the feed that
-// is next (nil if none), whose frames the playlist may be waiting for.
-func (s *Server) addParts(r *hlsRequest, w *session.Window, p *hls.MediaPlaylist, track int, partials []*fragments.PartialFragment) (*llState, *fragments.PartialFragment, error) {
+// returns what the playlist ends with, and a channel closed at the next
+// change of the fragment of the feed that comes next (nil if none): the
+// playlist may be waiting for its frames.
+func (s *Server) addParts(r *hlsRequest, w *session.Window, p *hls.MediaPlaylist, track int, partials []*fragments.PartialFragment) (*llState, <-chan struct{}, error) {
 	target := int64(s.cfg.HLSPartTarget)
 	p.PartTargetNS, p.PartHoldBackNS = target, int64(s.partHoldBack())
 	st := &llState{lastFull: w.MediaSequence + int64(len(w.Entries)) - 1}
@@ -206,19 +203,20 @@ func (s *Server) addParts(r *hlsRequest, w *session.Window, p *hls.MediaPlaylist
 	if next == nil || next.PrevNumber != last.Number || !next.SameHeader || st.lastFull != last.Ordinal {
 		return st, nil, nil
 	}
+	changed := next.Changed() // before the snapshot, so no change is missed
 	snap, ok := next.Snapshot()
 	if !ok {
-		return st, next, nil
+		return st, changed, nil
 	}
 	e := session.Entry{Fragment: snap.Fragment, StartNS: sessionTime(r.sess, &snap.Fragment)}
 	e.HeaderID = last.HeaderID
 	if r.sess.Producer && e.StartNS <= last.StartNS {
-		return st, next, nil // it will be left out of the window
+		return st, changed, nil // it will be left out of the window
 	}
 	parts := hls.Parts(snap.Header, snap.Meta.Samples, track-1, target, snap.Settled[track-1], snap.Complete)
 	if len(parts) == 0 {
 		p.PreloadHintURI = r.partURI(snap.Fragment.Number, track, 0)
-		return st, next, nil
+		return st, changed, nil
 	}
 	seg := hls.MediaSegment{Discontinuity: r.sess.Discontinuous(last, &e), Parts: r.partLines(snap.Fragment.Number, track, parts)}
 	if r.sess.DisplayTimestamp {
@@ -231,7 +229,7 @@ func (s *Server) addParts(r *hlsRequest, w *session.Window, p *hls.MediaPlaylist
 	} else {
 		p.PreloadHintURI = r.partURI(snap.Fragment.Number, track, len(parts))
 	}
-	return st, next, nil
+	return st, changed, nil
 }
 
 // nextPartURI names part 0 of the fragment after number, whose number is
@@ -345,6 +343,7 @@ func (s *Server) serveMP4Part(r *hlsRequest) error {
 		if !s.lowLatency(r.sess) {
 			return notFound("fragment %s is not in the session", nv)
 		}
+		changed := pf.Changed() // before the snapshot, so no change is missed
 		snap, ok := pf.Snapshot()
 		if ok {
 			track, err := trackParam(c, snap.Header, 0)
@@ -362,8 +361,7 @@ func (s *Server) serveMP4Part(r *hlsRequest) error {
 				return notFound("fragment %s has no part %d", nv, k)
 			}
 		}
-		changed := pf.Changed()
-		if !ok || pf.Gone() {
+		if !ok {
 			continue // stored or failed: look again
 		}
 		if !waitAny(ctx, deadline, changed, nil, nil) {

@@ -469,8 +469,12 @@ func (r *hlsRequest) mediaPlaylist(w *session.Window, track int) *hls.MediaPlayl
 
 // sendPlaylist writes a media playlist.
 func (r *hlsRequest) sendPlaylist(p *hls.MediaPlaylist, ended bool) error {
-	// About 250 bytes a segment (the token is in every URL).
-	buf := segmentBuffer(int64(len(p.Segments))*(200+int64(len(r.token))) + 512)
+	// About 250 bytes a segment or part (the token is in every URL).
+	lines := int64(len(p.Segments))
+	for i := range p.Segments {
+		lines += int64(len(p.Segments[i].Parts))
+	}
+	buf := segmentBuffer(lines*(200+int64(len(r.token))) + 512)
 	defer segmentBuffers.Put(buf)
 	hls.WriteMediaPlaylist(buf, p)
 	return send(r.c, mpegURL, r.cacheFor(ended), buf.Bytes())

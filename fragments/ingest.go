@@ -79,6 +79,7 @@ func (s *Store) Put(ctx context.Context, st *Stream, opts PutOptions, body io.Re
 		}
 	}
 	in := &ingest{s: s, st: st, opts: opts, ack: ack, slot: slot, r: mkv.NewReader(body), lastPTS: map[uint64]int64{}}
+	in.feed = s.partials.feed(st.ID)
 	if st.Archived() {
 		in.persist = newPersister(s, st, ack, opts)
 	}
@@ -118,6 +119,14 @@ type ingest struct {
 	frag    *building
 	lastPTS map[uint64]int64 // per track number: latest pts of earlier fragments
 	tags    []mkv.SimpleTag  // metadata seen before its fragment started
+
+	// The previous fragment of this connection and its header, and the
+	// reordering seen so far, for the partial feed.
+	feed       *partialFeed
+	prevNumber uint64
+	prevHeader *Header
+	prevSize   int64
+	reorder    [mkv.MaxTracks]int
 }
 
 // building is a fragment being received.
@@ -130,7 +139,9 @@ type building struct {
 	clusterOpen  bool
 	start        int64 // payload offset in the segment
 	size         int64
-	samples      []Sample // PTS/DTS absolute until finished
+	samples      []Sample         // PTS/DTS absolute until finished
+	partial      *PartialFragment // published in the partial feed, or nil
+	partialTried bool             // a late start failed: not again for this fragment
 	tags         []mkv.SimpleTag
 	minPTS       int64
 	maxPTS       map[uint64]int64
@@ -218,6 +229,9 @@ func (in *ingest) handle(ev *mkv.Event) error {
 			return &PutError{ErrInvalidMKV, "two cluster Timecodes"}
 		}
 		f.timecode, f.hasTimecode = ev.Timecode, true
+		if f.partial != nil {
+			f.partial.setTimecode(f.timecode)
+		}
 		if err := in.write(ev.Raw); err != nil {
 			return err
 		}
@@ -264,6 +278,9 @@ func (in *ingest) begin(ev *mkv.Event) error {
 		in.mem.Reset()
 	}
 	in.frag = f
+	if in.seg != nil && in.feed.interested(now) {
+		in.startPartial(now)
+	}
 	return in.write(ev.Raw)
 }
 
@@ -273,6 +290,9 @@ func (in *ingest) write(p []byte) error {
 		return &PutError{ErrMaxFragmentSize, fmt.Sprintf("fragment over %d bytes", in.s.cfg.MaxFragmentSize)}
 	}
 	f.size += int64(len(p))
+	if f.partial != nil {
+		f.partial.append(p, nil)
+	}
 	if in.seg == nil {
 		in.mem.Write(p)
 		return nil
@@ -312,6 +332,7 @@ func (in *ingest) block(ev *mkv.Event) error {
 		dur = d
 	}
 	base := f.size
+	first := len(f.samples)
 	for i, fr := range b.Frames {
 		p := pts + int64(i)*dur
 		f.samples = append(f.samples, Sample{Track: uint8(ti), Key: b.Key, PTS: p, Dur: dur, Offset: base + int64(fr.Off), Size: int64(fr.Len)})
@@ -326,7 +347,15 @@ func (in *ingest) block(ev *mkv.Event) error {
 	if span := pts - f.minPTS; span > int64(in.s.cfg.MaxFragmentDuration) {
 		return &PutError{ErrMaxFragmentDuration, fmt.Sprintf("fragment spans more than %s", in.s.cfg.MaxFragmentDuration)}
 	}
-	return in.write(ev.Raw)
+	if err := in.write(ev.Raw); err != nil {
+		return err
+	}
+	if f.partial != nil {
+		f.partial.append(nil, f.samples[first:])
+	} else if in.seg != nil && !f.partialTried && in.feed.wantedAny() && in.feed.interested(in.now()) {
+		in.startPartial(in.now()) // a reader came during the fragment
+	}
+	return nil
 }
 
 func (in *ingest) metadata(tags []mkv.SimpleTag) error {
@@ -391,6 +420,11 @@ func (in *ingest) finish() error {
 	for t, p := range f.maxPTS {
 		in.lastPTS[t] = p
 	}
+	in.prevNumber, in.prevHeader, in.prevSize = f.number, in.stored, f.size
+	if f.partial != nil {
+		in.reorder = f.partial.reorder
+		f.partial.finish(frag, f.samples)
+	}
 	in.frag = nil
 	in.slot.busy.Store(false)
 	if err := in.ack(Ack{EventType: AckReceived, FragmentTimecode: f.timecode, FragmentNumber: f.number}); err != nil {
@@ -409,12 +443,15 @@ func (in *ingest) finish() error {
 	}
 	if err := in.seg.Flush(); err != nil {
 		in.seg.Truncate(f.start)
+		if f.partial != nil {
+			in.s.unpublish(f.partial)
+		}
 		return &PutError{ErrArchival, err.Error()}
 	}
 	// The persister syncs, commits and acks PERSISTED while this connection
 	// goes on with the next fragment.
 	meta := AppendMeta(nil, &Meta{Samples: f.samples, Tags: f.tags})
-	in.persist.add(in.seg, &Pending{Fragment: frag, Meta: meta, Header: in.stored}, stats)
+	in.persist.add(in.seg, &Pending{Fragment: frag, Meta: meta, Header: in.stored, partial: f.partial}, stats)
 	return nil
 }
 
@@ -435,6 +472,14 @@ func (in *ingest) persistErr() error {
 // the sorted presentation times shifted back just enough that no frame is
 // decoded after it is shown.
 func finishSamples(samples []Sample, tracks int, start int64) int64 {
+	return deriveTimes(samples, tracks, start, nil)
+}
+
+// deriveTimes is finishSamples; with settled set, of a fragment still
+// arriving: the decode-time shift of track t is taken over its first
+// settled[t] samples only (of the last ones, the sorted presentation times
+// are not final yet and would overstate it).
+func deriveTimes(samples []Sample, tracks int, start int64, settled *[mkv.MaxTracks]int) int64 {
 	var first, end int64
 	for t := 0; t < tracks; t++ {
 		var idx []int
@@ -471,6 +516,9 @@ func finishSamples(samples []Sample, tracks int, start int64) int64 {
 		}
 		var shift int64
 		for k, i := range idx {
+			if settled != nil && k >= settled[t] {
+				break
+			}
 			shift = max(shift, pts[k]-samples[i].PTS)
 		}
 		for k, i := range idx {
@@ -508,6 +556,9 @@ func (in *ingest) fail(id int, detail string) error {
 func (in *ingest) discard() {
 	if in.frag != nil && in.seg != nil {
 		in.seg.Truncate(in.frag.start)
+	}
+	if in.frag != nil && in.frag.partial != nil {
+		in.s.unpublish(in.frag.partial)
 	}
 	in.frag = nil
 	in.slot.busy.Store(false)

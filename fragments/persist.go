@@ -100,7 +100,8 @@ func (p *persister) persist(batch []persistJob) {
 			continue
 		}
 		if p.err() != nil {
-			continue // after a failure nothing more is stored or acked
+			p.s.unpublish(j.p.partial) // after a failure nothing more is stored or acked
+			continue
 		}
 		if err == nil && !synced[j.seg] {
 			synced[j.seg] = true
@@ -117,6 +118,11 @@ func (p *persister) persist(batch []persistJob) {
 			p.fail(pend[0], err)
 		} else {
 			p.s.notify(p.st.ID, nil)
+		}
+		for _, pd := range pend {
+			p.s.unpublish(pd.partial) // in the index now, or failed
+		}
+		if err == nil {
 			for i, pd := range pend {
 				p.ack(Ack{EventType: AckPersisted, FragmentTimecode: pd.Fragment.Timecode, FragmentNumber: pd.Fragment.Number})
 				if p.obs != nil {

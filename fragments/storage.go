@@ -82,6 +82,8 @@ type Pending struct {
 	Fragment *Fragment
 	Meta     []byte
 	Header   *Header // Header.ID == 0: insert it and set the ID
+
+	partial *PartialFragment // leaves the partial feed once committed
 }
 
 // Index keeps streams and the fragment index. The default implementation

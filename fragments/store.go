@@ -67,7 +67,8 @@ type Store struct {
 	putters map[int64]*putSlot // the PutMedia connection of each stream
 	open    map[int64]bool     // segments being written
 
-	live liveHub
+	live     liveHub
+	partials partialHub
 
 	drainOnce sync.Once
 	draining  chan struct{} // closed on Drain: ingests stop at the next fragment boundary

@@ -259,6 +259,10 @@ func nsToTimescale(ns int64, ts uint32) int64 {
 // from its timestamps; a block whose size is not a multiple of the channel
 // count is an error.
 //
+// With s.Part set, only the part's samples are written (a partial
+// segment); its tfdt is its first sample's decode time, on the same
+// timeline as the whole segment's.
+//
 // The samples' bytes are read with one ReadAt of the payload range that
 // spans them into a pooled buffer, before anything is written: invalid
 // samples or a read error leave w untouched.
@@ -288,9 +292,10 @@ func WriteMP4Media(w io.Writer, s *Segment, track int) error {
 	}
 
 	// The track's samples, and the payload span that holds them.
+	from, to := s.sampleRange()
 	n := 0
 	var lo, hi, prevDTS, dataSize int64
-	for i := range s.Meta.Samples {
+	for i := from; i < to; i++ {
 		sm := &s.Meta.Samples[i]
 		if int(sm.Track) != track {
 			continue
@@ -374,7 +379,7 @@ func WriteMP4Media(w io.Writer, s *Segment, track int) error {
 		b = binary.BigEndian.AppendUint32(b, uint32(int32(cto)))
 		return nil
 	}
-	for i := range s.Meta.Samples {
+	for i := from; i < to; i++ {
 		sm := &s.Meta.Samples[i]
 		if int(sm.Track) != track {
 			continue
@@ -391,7 +396,11 @@ func WriteMP4Media(w io.Writer, s *Segment, track int) error {
 		}
 		cur, curDT = sm, dt
 	}
-	if err := entry(nsToTimescale(s.BaseNS+cur.DTS+cur.Dur, ts)); err != nil {
+	end := cur.DTS + cur.Dur
+	if next, ok := s.nextDTS(track, to); ok && s.Part != nil {
+		end = next // a part lasts until the next part
+	}
+	if err := entry(nsToTimescale(s.BaseNS+end, ts)); err != nil {
 		return err
 	}
 	b = mp4AppendBox(b, int(dataSize)+mp4MdatHeadSize, "mdat")
@@ -403,7 +412,7 @@ func WriteMP4Media(w io.Writer, s *Segment, track int) error {
 	// The samples in order, adjacent ones in one write.
 	var run []byte
 	runEnd := int64(-1)
-	for i := range s.Meta.Samples {
+	for i := from; i < to; i++ {
 		sm := &s.Meta.Samples[i]
 		if int(sm.Track) != track {
 			continue

@@ -47,21 +47,7 @@ const fmStart = 1795289339636e6
 // whose payloads read from the store's files.
 func fmIngest(t testing.TB, file string, relative bool) []*Segment {
 	t.Helper()
-	dir := t.TempDir()
-	idx, err := sqlindex.Open(filepath.Join(dir, "index.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := fragments.NewStore(idx, fragments.DiskPayloads{Dir: filepath.Join(dir, "payload")},
-		fragments.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	st, err := s.CreateStream(fragments.NewStream{Name: "hls", RetentionHours: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, st := fmStore(t)
 	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +82,27 @@ func fmIngest(t testing.TB, file string, relative bool) []*Segment {
 		segs = append(segs, &Segment{Header: h, Meta: m, Payload: r, Size: f.Size, BaseNS: f.ProducerNS, Sequence: f.Ordinal})
 	}
 	return segs
+}
+
+// fmStore opens a new store (closed when the test ends) with one stream.
+func fmStore(t testing.TB) (*fragments.Store, *fragments.Stream) {
+	t.Helper()
+	dir := t.TempDir()
+	idx, err := sqlindex.Open(filepath.Join(dir, "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := fragments.NewStore(idx, fragments.DiskPayloads{Dir: filepath.Join(dir, "payload")},
+		fragments.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	st, err := s.CreateStream(fragments.NewStream{Name: "hls", RetentionHours: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, st
 }
 
 // fmWrite writes the init segment of a track and the media segments of

@@ -31,6 +31,18 @@ type MediaSegment struct {
 	MapURI string
 	// ProgramDateTime, if not zero, puts EXT-X-PROGRAM-DATE-TIME before it.
 	ProgramDateTime time.Time
+	// Parts are its partial segments (LL-HLS), listed before its URI.
+	Parts []MediaPart
+	// InProgress marks the last segment of a playlist as one still
+	// arriving: its parts so far are listed, and no EXTINF or URI.
+	InProgress bool
+}
+
+// MediaPart is an EXT-X-PART line.
+type MediaPart struct {
+	URI         string
+	DurationNS  int64
+	Independent bool
 }
 
 // MediaPlaylist is a media playlist.
@@ -44,13 +56,24 @@ type MediaPlaylist struct {
 	// URIPrefix and URISuffix surround the Number of segments without a URI.
 	URIPrefix, URISuffix string
 	Segments             []MediaSegment
+	// PartTargetNS, if not 0, makes a low-latency playlist: it writes
+	// EXT-X-SERVER-CONTROL (CAN-BLOCK-RELOAD=YES, PART-HOLD-BACK) and
+	// EXT-X-PART-INF, and PreloadHintURI, if set, an EXT-X-PRELOAD-HINT
+	// for the next part.
+	PartTargetNS   int64
+	PartHoldBackNS int64
+	PreloadHintURI string
 }
 
 // TargetDuration is the EXT-X-TARGETDURATION of segments: the longest,
-// rounded to the nearest second as RFC 8216 asks, and at least 1.
+// rounded to the nearest second as RFC 8216 asks, and at least 1. A
+// segment still arriving (InProgress) does not count.
 func TargetDuration(segs []MediaSegment) int {
 	t := 1
 	for _, s := range segs {
+		if s.InProgress {
+			continue
+		}
 		t = max(t, int(math.Round(float64(s.DurationNS)/1e9)))
 	}
 	return t
@@ -64,6 +87,13 @@ func WriteMediaPlaylist(w io.Writer, p *MediaPlaylist) error {
 		version = 7 // EXT-X-MAP for fMP4
 	}
 	fmt.Fprintf(bw, "#EXTM3U\n#EXT-X-VERSION:%d\n#EXT-X-TARGETDURATION:%d\n#EXT-X-MEDIA-SEQUENCE:%d\n", version, TargetDuration(p.Segments), p.MediaSequence)
+	if p.PartTargetNS > 0 {
+		bw.WriteString("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=")
+		bw.Write(appendSeconds(nil, p.PartHoldBackNS))
+		bw.WriteString("\n#EXT-X-PART-INF:PART-TARGET=")
+		bw.Write(appendSeconds(nil, p.PartTargetNS))
+		bw.WriteByte('\n')
+	}
 	if p.DiscontinuitySequence != 0 {
 		fmt.Fprintf(bw, "#EXT-X-DISCONTINUITY-SEQUENCE:%d\n", p.DiscontinuitySequence)
 	}
@@ -86,6 +116,20 @@ func WriteMediaPlaylist(w io.Writer, p *MediaPlaylist) error {
 			bw.WriteString(s.ProgramDateTime.UTC().Format("2006-01-02T15:04:05.000Z"))
 			bw.WriteByte('\n')
 		}
+		for _, pt := range s.Parts {
+			bw.WriteString("#EXT-X-PART:DURATION=")
+			bw.Write(appendSeconds(num[:0], pt.DurationNS))
+			bw.WriteString(`,URI="`)
+			bw.WriteString(pt.URI)
+			bw.WriteByte('"')
+			if pt.Independent {
+				bw.WriteString(",INDEPENDENT=YES")
+			}
+			bw.WriteByte('\n')
+		}
+		if s.InProgress {
+			continue // a segment still arriving: its parts only
+		}
 		bw.WriteString("#EXTINF:")
 		num = appendSeconds(num[:0], s.DurationNS)
 		bw.Write(num)
@@ -99,6 +143,9 @@ func WriteMediaPlaylist(w io.Writer, p *MediaPlaylist) error {
 			bw.WriteString(p.URISuffix)
 		}
 		bw.WriteByte('\n')
+	}
+	if p.PreloadHintURI != "" {
+		fmt.Fprintf(bw, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"%s\"\n", p.PreloadHintURI)
 	}
 	if p.Ended {
 		bw.WriteString("#EXT-X-ENDLIST\n")

@@ -45,4 +45,29 @@ type Segment struct {
 	// Sequence is the fragment's per-stream ordinal (mfhd sequence number;
 	// MPEG-TS continuity counters derive from it).
 	Sequence int64
+	// Part, if not nil, limits an fMP4 media segment to one partial
+	// segment (LL-HLS): the samples of Meta.Samples[Part.From:Part.To].
+	// Its last sample lasts until the track's next sample when there is
+	// one, so the parts of a fragment written one after the other carry
+	// exactly the samples, times and bytes of the whole segment.
+	Part *Part
+}
+
+// sampleRange is the range of Meta.Samples a segment writes.
+func (s *Segment) sampleRange() (from, to int) {
+	if s.Part != nil {
+		return max(0, s.Part.From), min(len(s.Meta.Samples), s.Part.To)
+	}
+	return 0, len(s.Meta.Samples)
+}
+
+// nextDTS returns the decode time of track's first sample at or after
+// index i, if there is one.
+func (s *Segment) nextDTS(track, i int) (int64, bool) {
+	for ; i < len(s.Meta.Samples); i++ {
+		if int(s.Meta.Samples[i].Track) == track {
+			return s.Meta.Samples[i].DTS, true
+		}
+	}
+	return 0, false
 }

@@ -66,6 +66,11 @@ func (s *Session) discontinuous(prev, cur *Entry) bool {
 	return fragments.Gap(&prev.Fragment, &cur.Fragment, s.selector(), int64(GapTolerance))
 }
 
+// Discontinuous reports whether a fragment cur that follows prev in a
+// window comes with a discontinuity (by the DiscontinuityMode, or a new
+// track header).
+func (s *Session) Discontinuous(prev, cur *Entry) bool { return s.discontinuous(prev, cur) }
+
 // link sets the flags of entries that follow prev (nil for none).
 func (s *Session) link(prev *Entry, entries []Entry) {
 	for i := range entries {

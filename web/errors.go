@@ -63,6 +63,12 @@ func limitExceeded(stream string, err error) error {
 	return &APIError{Status: http.StatusBadRequest, Type: typ, Message: msg, RetryAfter: le.RetryAfter}
 }
 
+// unavailable is 503: an LL-HLS blocking request whose part did not come
+// in time (RFC 8216bis asks for 503 then).
+func unavailable(format string, args ...any) *APIError {
+	return apiErr(http.StatusServiceUnavailable, "ServiceUnavailableException", format, args...)
+}
+
 func noDataRetention(name string) *APIError {
 	return apiErr(http.StatusBadRequest, "NoDataRetentionException", "stream %s has a data retention period of 0 hours", name)
 }

@@ -211,6 +211,9 @@ func (s *Server) getHLSStreamingSessionURL(ctx context.Context, in *hlsSessionIn
 	if err := hls.CheckTracks(h, container); err != nil {
 		return nil, err
 	}
+	if s.lowLatency(sess) {
+		s.store.WantPartial(st.ID, time.Now()) // its player will want the fragment in progress
+	}
 	return &hlsSessionOut{HLSStreamingSessionURL: s.DataEndpoint() + "/hls/v1/getHLSMasterPlaylist.m3u8?SessionToken=" + s.sessions.Seal(sess)}, nil
 }
 
@@ -256,6 +259,7 @@ func (s *Server) openSession(c echo.Context, proto session.Protocol) (*hlsReques
 	info := infoOfC(c)
 	info.noteStream(st)
 	info.Session = sess
+	info.LowLatency = proto == session.HLS && (c.QueryParam("_HLS_msn") != "" || c.QueryParam("Part") != "")
 	meta, media := sessionCredits(info)
 	if err := s.admit(info, meta, media); err != nil {
 		return nil, err
@@ -407,18 +411,38 @@ func (s *Server) hlsMediaPlaylist(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if s.lowLatency(r.sess) {
+		return s.llMediaPlaylist(r)
+	}
 	w, err := r.sess.Compute(s.windows(), r.st, time.Now())
 	if err != nil {
 		return err
 	}
-	ts := hls.Container(r.sess.Container) == hls.MPEGTS
-	track := 0
-	if !ts {
-		v := c.QueryParam("TrackNumber")
-		if track, err = strconv.Atoi(v); err != nil || track < 1 || track > 2 {
-			return invalidArg("TrackNumber %.20q is not a track of the stream", v)
-		}
+	track, err := mediaPlaylistTrack(r)
+	if err != nil {
+		return err
 	}
+	p := r.mediaPlaylist(w, track)
+	return r.sendPlaylist(p, w.Ended)
+}
+
+// mediaPlaylistTrack is a media playlist's TrackNumber: 1 or 2 for fMP4
+// (renditions are demuxed), 0 for MPEG-TS (all tracks).
+func mediaPlaylistTrack(r *hlsRequest) (int, error) {
+	if hls.Container(r.sess.Container) == hls.MPEGTS {
+		return 0, nil
+	}
+	v := r.c.QueryParam("TrackNumber")
+	track, err := strconv.Atoi(v)
+	if err != nil || track < 1 || track > 2 {
+		return 0, invalidArg("TrackNumber %.20q is not a track of the stream", v)
+	}
+	return track, nil
+}
+
+// mediaPlaylist lists a window's fragments for track (0: MPEG-TS).
+func (r *hlsRequest) mediaPlaylist(w *session.Window, track int) *hls.MediaPlaylist {
+	ts := track == 0
 	p := &hls.MediaPlaylist{MediaSequence: w.MediaSequence, DiscontinuitySequence: w.DiscontinuitySequence,
 		VOD: r.sess.Mode == session.OnDemand, Ended: w.Ended}
 	// Segment URIs differ only in the fragment number: build them from a
@@ -430,7 +454,7 @@ func (s *Server) hlsMediaPlaylist(c echo.Context) error {
 	}
 	const mapPrefix = "getMP4InitFragment.mp4?FragmentNumber="
 	p.URIPrefix, p.URISuffix = segPrefix, suffix
-	p.Segments = make([]hls.MediaSegment, 0, len(w.Entries))
+	p.Segments = make([]hls.MediaSegment, 0, len(w.Entries)+1)
 	for i, e := range w.Entries {
 		seg := hls.MediaSegment{DurationNS: e.DurationNS, Discontinuity: e.Discontinuity, Number: e.Number}
 		if !ts {
@@ -445,11 +469,20 @@ func (s *Server) hlsMediaPlaylist(c echo.Context) error {
 		}
 		p.Segments = append(p.Segments, seg)
 	}
-	// About 250 bytes a segment (the token is in every URL).
-	buf := segmentBuffer(int64(len(p.Segments))*(200+int64(len(r.token))) + 512)
+	return p
+}
+
+// sendPlaylist writes a media playlist.
+func (r *hlsRequest) sendPlaylist(p *hls.MediaPlaylist, ended bool) error {
+	// About 250 bytes a segment or part (the token is in every URL).
+	lines := int64(len(p.Segments))
+	for i := range p.Segments {
+		lines += int64(len(p.Segments[i].Parts))
+	}
+	buf := segmentBuffer(lines*(200+int64(len(r.token))) + 512)
 	defer segmentBuffers.Put(buf)
 	hls.WriteMediaPlaylist(buf, p)
-	return send(c, mpegURL, r.cacheFor(w.Ended), buf.Bytes())
+	return send(r.c, mpegURL, r.cacheFor(ended), buf.Bytes())
 }
 
 // protocolFragment loads the fragment a segment request names: by
@@ -589,6 +622,9 @@ func (s *Server) serveMP4Media(c echo.Context, proto session.Protocol) error {
 	r, err := s.openSession(c, proto)
 	if err != nil {
 		return err
+	}
+	if proto == session.HLS && c.QueryParams().Has("Part") {
+		return s.serveMP4Part(r)
 	}
 	f, h, err := s.protocolFragment(r)
 	if err != nil {

@@ -5,7 +5,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,6 +66,17 @@ func TestHLSPlayers(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	time.Sleep(3 * time.Second) // a few fragments in the window
+	// LIVE fMP4 sessions are LL-HLS: the players below play parts, and
+	// ffprobe (which ignores them) reads the same playlists.
+	media := strings.Replace(master, "getHLSMasterPlaylist.m3u8?", "getHLSMediaPlaylist.m3u8?TrackNumber=1&", 1)
+	if _, pl := h.get(media); !bytes.Contains(pl, []byte("#EXT-X-PART:")) || !bytes.Contains(pl, []byte("CAN-BLOCK-RELOAD=YES")) {
+		t.Fatalf("the LIVE session's playlist is not LL-HLS:\n%s", pl)
+	}
+	ffprobe := requireTool(t, "ffprobe")
+	out, err := exec.Command(ffprobe, "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", master).CombinedOutput()
+	if got := strings.Fields(string(out)); err != nil || !slices.Contains(got, "h264") || !slices.Contains(got, "aac") {
+		t.Fatalf("ffprobe of the LL-HLS session: %v %s", err, out)
+	}
 	for _, player := range []string{"hlsjs", "shaka"} {
 		t.Run("LIVE/"+player, func(t *testing.T) {
 			r := playInBrowser(t, player, master, 3)

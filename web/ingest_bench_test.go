@@ -425,20 +425,27 @@ func benchIngest(b *testing.B, clip *benchClip, names []string) {
 		avg += 15 + len(cl.blocks) + len(endOfFragment)
 	}
 	b.Logf("%d-byte fragments on average, %d streams", avg/len(clip.clusters), benchStreams)
-	kvsgate := func(oneInFlight bool) func(b *testing.B) {
+	kvsgate := func(oneInFlight, partial bool) func(b *testing.B) {
 		return func(b *testing.B) {
 			ts := startBenchServer(b, b.TempDir())
 			for _, n := range names {
-				if _, err := ts.Store.CreateStream(fragments.NewStream{Name: n, RetentionHours: 24}); err != nil {
+				st, err := ts.Store.CreateStream(fragments.NewStream{Name: n, RetentionHours: 24})
+				if err != nil {
 					b.Fatal(err)
+				}
+				if partial {
+					// As if an LL-HLS viewer watched every stream: each
+					// fragment in progress is copied to the partial feed.
+					ts.Store.WantPartial(st.ID, time.Now())
 				}
 			}
 			addr := ts.URL[len("http://"):]
 			runIngest(b, clip, addr, "/putMedia", names, b.N, true, oneInFlight).report(b)
 		}
 	}
-	b.Run("kvsgate-pipelined", kvsgate(false))
-	b.Run("kvsgate-one-in-flight", kvsgate(true))
+	b.Run("kvsgate-pipelined", kvsgate(false, false))
+	b.Run("kvsgate-pipelined-partial-feed", kvsgate(false, true))
+	b.Run("kvsgate-one-in-flight", kvsgate(true, false))
 	copyTo := func(toFile bool) func(b *testing.B) {
 		return func(b *testing.B) {
 			dir := b.TempDir()

@@ -42,6 +42,14 @@ func (s *Server) limitRequest(info *requestInfo, metadata, media int) limits.Req
 	if !ok {
 		op = limits.NoOp
 	}
+	if info.LowLatency {
+		switch op {
+		case limits.GetHLSMediaPlaylist:
+			op = limits.GetHLSMediaPlaylistLL
+		case limits.GetMP4MediaFragment:
+			op = limits.GetMP4MediaPart
+		}
+	}
 	r := limits.Request{Op: op, Stream: info.StreamID, Metadata: metadata, Media: media}
 	if info.Session != nil {
 		r.Session = limits.SessionID(info.Session.ID)

@@ -18,6 +18,9 @@ type requestInfo struct {
 	StreamID int64
 	// Session is the playback session of an HLS or DASH resource request.
 	Session *session.Session
+	// LowLatency marks an LL-HLS request (a blocking playlist reload or a
+	// partial segment), which has limits of its own.
+	LowLatency bool
 	// MetadataCredits and MediaCredits are the fragment credits the request
 	// consumed (the guide's fragment-metadata and fragment-media quotas),
 	// set by the limiter; metrics report them as ArchivedFragmentsConsumed.

@@ -44,6 +44,7 @@ type segVariant struct {
 	ts       bool // MPEG-TS, else fMP4
 	track    int  // fMP4 track, 1-based
 	producer bool // media times from producer timestamps, else server
+	part     int  // LL-HLS: a partial segment, index + 1; 0 for the whole
 }
 
 type cachedFragment struct {

@@ -60,6 +60,9 @@ type Config struct {
 	// NoMetricsRoute leaves GET /metrics out of the API's routes (serve
 	// MetricsHandler on another listener instead).
 	NoMetricsRoute bool
+	// HLSPartTarget is the PART-TARGET of LL-HLS playlists (LIVE sessions
+	// in fMP4): 0 means DefaultPartTarget, negative turns LL-HLS off.
+	HLSPartTarget time.Duration
 }
 
 // Server serves the KVS API.
@@ -80,6 +83,7 @@ type Server struct {
 	streamsByID sync.Map // stream id -> cachedStream, for session requests
 	windowRows  windowCache
 	metrics     *metrics
+	parts       partLists
 }
 
 // New builds the server and its routes.
@@ -102,6 +106,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.ClipMaxBytes <= 0 {
 		cfg.ClipMaxBytes = mp4clip.DefaultMaxBytes
+	}
+	if cfg.HLSPartTarget == 0 {
+		cfg.HLSPartTarget = DefaultPartTarget
 	}
 	if cfg.Verifier == nil {
 		cfg.Verifier = NewVerifier(nil)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/kvsgate/kvsgate/web"
 	"io"
 	"os"
 	"regexp"
@@ -78,6 +79,7 @@ type serveOptions struct {
 	imagesCacheMB, imagesProcs           int
 	imagesTimeout                        time.Duration
 	imagesMaxBytes                       int64
+	partTarget                           time.Duration
 	demo, verbose                        bool
 	pprofAddr                            string
 	logFormat, metricsListen             string
@@ -139,6 +141,7 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs.DurationVar(&o.imagesTimeout, "images-decode-timeout", 30*time.Second, "longest a GetImages decoder process may run")
 	fs.Int64Var(&o.imagesMaxBytes, "images-max-bytes", 100e6, "GetImages: largest response in bytes (a page ends early, its NextToken continuing, rather than pass it)")
 	fs.IntVar(&o.imagesProcs, "images-decoders", 0, "GetImages decoder processes at once, across requests (default: the CPU count)")
+	fs.DurationVar(&o.partTarget, "hls-part-target", web.DefaultPartTarget, "LL-HLS PART-TARGET of LIVE fMP4 sessions (parts of the fragment being received, blocking playlist reload); 0 turns LL-HLS off")
 	fs.BoolVar(&o.demo, "demo", false, "create the stream 'demo' and feed it forever from the bundled sample clip")
 	fs.BoolVar(&o.verbose, "v", false, "debug logging (also logs health checks and metrics scrapes)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log lines as text (key=value) or json")
@@ -192,6 +195,12 @@ func parseServe(args []string, errOut io.Writer) (*serveOptions, error) {
 	}
 	if o.clipMaxFragments < 1 || o.clipMaxBytes < 1 || o.imagesMaxBytes < 1 {
 		return nil, errors.New("--clip-max-fragments, --clip-max-bytes and --images-max-bytes must be at least 1")
+	}
+	if o.partTarget < 0 || (o.partTarget > 0 && o.partTarget < 20*time.Millisecond) {
+		return nil, errors.New("--hls-part-target must be 0 (off) or at least 20ms")
+	}
+	if o.partTarget == 0 {
+		o.partTarget = -1 // web.Config: negative turns LL-HLS off
 	}
 	return o, nil
 }

@@ -118,7 +118,7 @@ func serve(args []string) error {
 		log.Warn("ffmpeg not found: GetImages will fail with InternalFailure until it is installed (apt-get install ffmpeg) or --ffmpeg points at it", "ffmpeg", o.ffmpegPath, "err", err)
 	}
 	srv := web.New(web.Config{PublicURL: o.publicURL, Store: store, Verifier: verifier, Logger: log, Limits: &o.limits, SessionKey: key, Images: imagesCfg,
-		ClipMaxFragments: o.clipMaxFragments, ClipMaxBytes: o.clipMaxBytes, ImagesMaxBytes: o.imagesMaxBytes, NoMetricsRoute: o.metricsListen != ""})
+		ClipMaxFragments: o.clipMaxFragments, ClipMaxBytes: o.clipMaxBytes, ImagesMaxBytes: o.imagesMaxBytes, NoMetricsRoute: o.metricsListen != "", HLSPartTarget: o.partTarget})
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

@@ -45,6 +45,14 @@ const (
 	GetMP4InitFragment
 	GetMP4MediaFragment
 	GetTSFragment
+	// GetHLSMediaPlaylistLL and GetMP4MediaPart are LL-HLS requests
+	// (kvsgate's; KVS has no LL-HLS): blocking media playlist reloads
+	// (_HLS_msn) and partial segments (Part=). A low-latency player makes
+	// one of each per part instead of per fragment, so their per-session
+	// rates are GetHLSMediaPlaylist's and GetMP4MediaFragment's times the
+	// parts in a second at the default PART-TARGET (4).
+	GetHLSMediaPlaylistLL
+	GetMP4MediaPart
 	// NumOps counts the operations; it is no operation.
 	NumOps
 )
@@ -88,6 +96,8 @@ var ops = [NumOps]opSpec{
 	GetMP4InitFragment:         {"GetMP4InitFragment", "get-mp4-init-fragment", PerSession, 5, 0},
 	GetMP4MediaFragment:        {"GetMP4MediaFragment", "get-mp4-media-fragment", PerSession, 20, 0},
 	GetTSFragment:              {"GetTSFragment", "get-ts-fragment", PerSession, 20, 0},
+	GetHLSMediaPlaylistLL:      {"GetHLSMediaPlaylist (LL-HLS blocking reload)", "get-hls-media-playlist-ll", PerSession, 20, 0},
+	GetMP4MediaPart:            {"GetMP4MediaFragment (LL-HLS part)", "get-mp4-media-part", PerSession, 80, 0},
 }
 
 // aliases are operations the guide does not list, limited as the one they

@@ -71,7 +71,7 @@ func (e *entry) touch(now int64) bool {
 // sessionOps are the operations limited per session, a contiguous range.
 const (
 	firstSessionOp = GetHLSMasterPlaylist
-	numSessionOps  = int(GetTSFragment-firstSessionOp) + 1
+	numSessionOps  = int(GetMP4MediaPart-firstSessionOp) + 1
 )
 
 type streamState struct {

@@ -409,6 +409,7 @@ func TestConfigFigures(t *testing.T) {
 		"get-hls-streaming-session-url-tps": 25, "get-dash-streaming-session-url-tps": 25,
 		"get-hls-master-playlist-tps": 5, "get-hls-media-playlist-tps": 5, "get-dash-manifest-tps": 5,
 		"get-mp4-init-fragment-tps": 5, "get-mp4-media-fragment-tps": 20, "get-ts-fragment-tps": 20,
+		"get-hls-media-playlist-ll-tps": 20, "get-mp4-media-part-tps": 80, // LL-HLS: kvsgate's own
 		"create-stream-account-tps": 50, "list-streams-account-tps": 50,
 		"describe-stream-tps": 5, "describe-stream-account-tps": 300,
 		"get-data-endpoint-tps": 5, "get-data-endpoint-account-tps": 300,

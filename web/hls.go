@@ -452,16 +452,19 @@ func (r *hlsRequest) mediaPlaylist(w *session.Window, track int) *hls.MediaPlayl
 		segPrefix = "getMP4MediaFragment.mp4?FragmentNumber="
 		suffix = "&TrackNumber=" + strconv.Itoa(track) + suffix
 	}
-	const mapPrefix = "getMP4InitFragment.mp4?FragmentNumber="
+	// EXT-X-MAP names the track header (its init segment), not a
+	// fragment: the URI stays the same across reloads while the window
+	// slides, so players load it once.
+	const mapPrefix = "getMP4InitFragment.mp4?HeaderId="
 	p.URIPrefix, p.URISuffix = segPrefix, suffix
 	p.Segments = make([]hls.MediaSegment, 0, len(w.Entries)+1)
 	for i, e := range w.Entries {
 		seg := hls.MediaSegment{DurationNS: e.DurationNS, Discontinuity: e.Discontinuity, Number: e.Number}
 		if !ts {
 			if i == 0 {
-				p.MapURI = mapPrefix + strconv.FormatUint(e.Number, 10) + suffix
+				p.MapURI = mapPrefix + strconv.FormatInt(e.HeaderID, 10) + suffix
 			} else if e.HeaderChange {
-				seg.MapURI = mapPrefix + strconv.FormatUint(e.Number, 10) + suffix
+				seg.MapURI = mapPrefix + strconv.FormatInt(e.HeaderID, 10) + suffix
 			}
 		}
 		if r.sess.DisplayTimestamp {
@@ -567,8 +570,9 @@ func mediaTime(ns int64) int64 {
 }
 
 // mp4Init serves getMP4InitFragment.mp4 of HLS and DASH sessions: the init
-// segment of the named fragment's header (FragmentNumber), else of the
-// session's (DASH: its first fragment's; HLS: its window's first).
+// segment of the named track header (HeaderId, as HLS playlists name it) or
+// fragment's header (FragmentNumber), else of the session's (DASH: its first
+// fragment's; HLS: its window's first).
 func (s *Server) mp4Init(proto session.Protocol) echo.HandlerFunc {
 	return func(c echo.Context) error { return s.serveMP4Init(c, proto) }
 }
@@ -579,7 +583,19 @@ func (s *Server) serveMP4Init(c echo.Context, proto session.Protocol) error {
 		return err
 	}
 	var h *fragments.Header
-	if c.QueryParam("FragmentNumber") != "" {
+	if v := c.QueryParam("HeaderId"); v != "" {
+		// A track header of the session's stream (EXT-X-MAP).
+		id, perr := strconv.ParseInt(v, 10, 64)
+		if perr == nil && id > 0 {
+			h, err = s.header(id)
+		}
+		if perr != nil || id <= 0 || errors.Is(err, fragments.ErrNotFound) || (err == nil && h.StreamID != r.st.ID) {
+			return notFound("HeaderId %.30q is not a track header of the session's stream", v)
+		}
+		if err != nil {
+			return err
+		}
+	} else if c.QueryParam("FragmentNumber") != "" {
 		if _, h, err = s.protocolFragment(r); err != nil {
 			return err
 		}

@@ -298,12 +298,25 @@ func TestHLSSessionErrors(t *testing.T) {
 	if token[len(token)-2:] == "AA" {
 		tampered = token[:len(token)-2] + "BB"
 	}
+	otherSt, err := ts.Store.Stream("other", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherFrags, err := ts.Store.Index.Fragments(fragments.FragmentQuery{StreamID: otherSt.ID, To: 1 << 62, AfterTS: -1, Limit: 1})
+	if err != nil || len(otherFrags) == 0 {
+		t.Fatalf("fragments of other: %v", err)
+	}
+	otherHeader := strconv.FormatInt(otherFrags[0].HeaderID, 10)
 	for _, c := range []struct {
 		name, path string
 		status     int
 		typ        string
 	}{
 		{"no token", "/hls/v1/getHLSMasterPlaylist.m3u8", 401, "NotAuthorizedException"},
+		{"init of another stream's header", "/hls/v1/getMP4InitFragment.mp4?TrackNumber=1&HeaderId=" + otherHeader + "&SessionToken=" + token, 404, "ResourceNotFoundException"},
+		{"init of its own header via the other stream's token works", "/hls/v1/getMP4InitFragment.mp4?TrackNumber=1&HeaderId=" + otherHeader + "&SessionToken=" + otherToken, 200, ""},
+		{"init of a garbage header id", "/hls/v1/getMP4InitFragment.mp4?TrackNumber=1&HeaderId=-3x&SessionToken=" + token, 404, "ResourceNotFoundException"},
+		{"init of an unknown header id", "/hls/v1/getMP4InitFragment.mp4?TrackNumber=1&HeaderId=999999&SessionToken=" + token, 404, "ResourceNotFoundException"},
 		{"tampered token", "/hls/v1/getHLSMasterPlaylist.m3u8?SessionToken=" + tampered, 401, "NotAuthorizedException"},
 		{"garbage token", "/hls/v1/getHLSMediaPlaylist.m3u8?TrackNumber=1&SessionToken=%00%ff", 401, "NotAuthorizedException"},
 		{"fragment of another stream", "/hls/v1/getMP4MediaFragment.mp4?TrackNumber=1&FragmentNumber=" + ofOther + "&SessionToken=" + token, 404, "ResourceNotFoundException"},

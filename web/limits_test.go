@@ -609,6 +609,12 @@ func TestLimitsHLSPlayerLive(t *testing.T) {
 	if requests < 60 || media < 30 || meta < 30*5 {
 		t.Fatalf("too little traffic to say anything: %d requests, %d/%d credits", requests, meta, media)
 	}
+	// EXT-X-MAP names the track header, so its URI does not change as the
+	// window slides: the player loads each track's init segment once (a
+	// few more on a recovery), not on every reload.
+	if n := byAPI["GetMP4InitFragment"]; n < 2 || n > 6 {
+		t.Fatalf("%d init segment requests in a 30 s LIVE play of audio and video, want 2 (one a track)", n)
+	}
 }
 
 // TestImagesMaxBytes: a GetImages page ends before the entry that would

@@ -183,9 +183,13 @@ func decodeImage(t testing.TB, b []byte) image.Image {
 	return img
 }
 
-func newTestRenderer(cfg Config) *Renderer {
+// newTestRenderer returns a renderer that logs nothing and is closed
+// (its waiting processes stopped) at the end of the test.
+func newTestRenderer(t testing.TB, cfg Config) *Renderer {
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	return New(cfg)
+	r := New(cfg)
+	t.Cleanup(r.Close)
+	return r
 }
 
 // TestRenderEveryFrame renders every frame of 4 s of the index pattern
@@ -219,7 +223,7 @@ func TestRenderEveryFrame(t *testing.T) {
 			if len(reqs) != 40 || !reordered {
 				t.Fatalf("%d frames, reordered %v: want 40 frames stored in decode order", len(reqs), reordered)
 			}
-			r := newTestRenderer(Config{CacheBytes: -1})
+			r := newTestRenderer(t, Config{CacheBytes: -1})
 			res, err := r.Render(context.Background(), Spec{Format: JPEG}, reqs)
 			if err != nil {
 				t.Fatal(err)
@@ -352,7 +356,7 @@ func TestRenderGarbage(t *testing.T) {
 			if len(frags) != 3 {
 				t.Fatalf("%d fragments", len(frags))
 			}
-			r := newTestRenderer(Config{})
+			r := newTestRenderer(t, Config{})
 			var reqs []Request
 			for _, f := range frags {
 				for _, rel := range []int64{0, 450e6, 950e6} {
@@ -392,7 +396,7 @@ func TestRenderNoFFmpeg(t *testing.T) {
 	ts := newTestStore(t)
 	ts.put(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", "h264", 10, 0, 1)))
 	f := ts.fragments(t)[0]
-	r := newTestRenderer(Config{FFmpeg: filepath.Join(dir, "no-ffmpeg")})
+	r := newTestRenderer(t, Config{FFmpeg: filepath.Join(dir, "no-ffmpeg")})
 	_, err := r.Render(context.Background(), Spec{Format: JPEG}, []Request{{Frag: f, Sample: 0}})
 	if !errors.Is(err, ErrNoDecoder) || !strings.Contains(err.Error(), "ffmpeg") {
 		t.Fatalf("err %v, want ErrNoDecoder", err)
@@ -415,7 +419,7 @@ func TestRenderTimeout(t *testing.T) {
 	if err := os.WriteFile(slow, []byte("#!/bin/sh\nexec sleep 30\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	r := newTestRenderer(Config{FFmpeg: slow, Timeout: 300 * time.Millisecond})
+	r := newTestRenderer(t, Config{FFmpeg: slow, Timeout: 300 * time.Millisecond})
 	began := time.Now()
 	res, err := r.Render(context.Background(), Spec{Format: JPEG}, []Request{{Frag: f, Sample: 0}})
 	if err != nil || !errors.Is(res[0].Err, ErrMedia) || !strings.Contains(res[0].Err.Error(), "timed out") {
@@ -434,7 +438,7 @@ func TestRenderQualityAndFormats(t *testing.T) {
 	ts := newTestStore(t)
 	ts.put(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", "h264", 10, 0, 1)))
 	f := ts.fragments(t)[0]
-	r := newTestRenderer(Config{})
+	r := newTestRenderer(t, Config{})
 	req := []Request{{Frag: f, Sample: FrameAt(f.Samples, 500e6)}}
 	prev := 0
 	for _, q := range []int{1, 30, 80, 100} {
@@ -524,7 +528,7 @@ func TestRenderFeedsOnlyWhatIsNeeded(t *testing.T) {
 			if nonRefs < 3 {
 				t.Fatalf("%d non-reference frames: the stream does not test this", nonRefs)
 			}
-			r := newTestRenderer(Config{})
+			r := newTestRenderer(t, Config{})
 			want := refs + 1 - lastRef // the references (the key frame among them) and the frame
 			res, err := r.Render(context.Background(), Spec{Format: JPEG, Width: 32}, []Request{{Frag: f, Sample: last}})
 			if err != nil || res[0].Err != nil {
@@ -535,7 +539,7 @@ func TestRenderFeedsOnlyWhatIsNeeded(t *testing.T) {
 			}
 			// The key frame and the frame after it in decode order, in one
 			// request: one process, two frames.
-			r = newTestRenderer(Config{})
+			r = newTestRenderer(t, Config{})
 			k := -1
 			for i, s := range f.Samples {
 				if s.Track == 0 && i > 0 {
@@ -581,7 +585,7 @@ sleep 0.3
 $REAL "$@"; rc=$?
 rm -f $D/run.$$
 exit $rc`)
-	r := newTestRenderer(Config{FFmpeg: wrapper, Concurrency: 2})
+	r := newTestRenderer(t, Config{FFmpeg: wrapper, Concurrency: 2, Prestart: -1}) // every process counted is one that decodes
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
 	for c := range 3 {
@@ -640,7 +644,7 @@ func TestRenderDecoderCrash(t *testing.T) {
 	// The first run crashes; later ones are the real ffmpeg.
 	wrapper := wrapFFmpeg(t, dir, `if [ ! -e $D/crashed ]; then touch $D/crashed; kill -SEGV $$; fi
 exec $REAL "$@"`)
-	r := newTestRenderer(Config{FFmpeg: wrapper})
+	r := newTestRenderer(t, Config{FFmpeg: wrapper})
 	req := []Request{{Frag: f, Sample: FrameAt(f.Samples, 300e6)}}
 	res, err := r.Render(context.Background(), Spec{Format: JPEG}, req)
 	if err != nil || !errors.Is(res[0].Err, ErrMedia) {
@@ -664,7 +668,7 @@ func TestRenderLostPosition(t *testing.T) {
 	f := ts.fragments(t)[0]
 	// ffmpeg's stdout goes through fd 3; its stderr loses the first frame line.
 	wrapper := wrapFFmpeg(t, dir, `{ $REAL "$@" 2>&1 1>&3 3>&- | sed '0,/Parsed_showinfo.*\] n:/{//d}' 1>&2; } 3>&1`)
-	r := newTestRenderer(Config{FFmpeg: wrapper})
+	r := newTestRenderer(t, Config{FFmpeg: wrapper})
 	var reqs []Request
 	for _, rel := range []int64{200e6, 500e6, 800e6} {
 		reqs = append(reqs, Request{Frag: f, Sample: FrameAt(f.Samples, rel)})

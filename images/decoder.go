@@ -79,10 +79,15 @@ func startDecoder(ffmpeg string, k decoderKind) (*decoder, error) {
 	return d, nil
 }
 
-// discard stops a decoder that was never given work.
+// discard stops a decoder that was never given work: it ends at the end
+// of its (empty) input, or is killed if it has not after a few seconds.
 func (d *decoder) discard() {
-	d.cmd.Process.Kill()
-	go d.cmd.Wait() // reaps it; closes the pipes
+	d.stdin.Close()
+	kill := time.AfterFunc(5*time.Second, func() { d.cmd.Process.Kill() })
+	go func() {
+		d.cmd.Wait() // reaps it; closes the pipes
+		kill.Stop()
+	}()
 }
 
 // maxSpareKinds is how many kinds of decoders (the most recently used)

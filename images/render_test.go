@@ -683,3 +683,170 @@ func TestRenderLostPosition(t *testing.T) {
 		}
 	}
 }
+
+// markFrames writes a marker into the slice data of every frame of the
+// given Matroska clusters (NAL unit framing kept), so that a wrapper can
+// tell which decoder process is fed them.
+func markFrames(t testing.TB, data []byte, cluster int, marker string) []byte {
+	t.Helper()
+	out := bytes.Clone(data)
+	n := 0
+	for _, f := range mkvFrames(t, data) {
+		if f.cluster != cluster {
+			continue
+		}
+		b := out[f.off : f.off+f.size]
+		for p := 0; p+4 < len(b); {
+			l := int(uint32(b[p])<<24 | uint32(b[p+1])<<16 | uint32(b[p+2])<<8 | uint32(b[p+3]))
+			if l <= 0 || p+4+l > len(b) {
+				break
+			}
+			if l > len(marker)+8 {
+				copy(b[p+4+l/2:], marker)
+				n++
+			}
+			p += 4 + l
+		}
+	}
+	if n == 0 {
+		t.Fatal("no frames marked")
+	}
+	return out
+}
+
+// TestRenderOneGOPCrash: six GOPs decoded by two processes at once; the
+// decoder dies on the frames of one GOP. That GOP's images fail, every
+// other image is its own frame, in order, none twice: the GOPs that shared
+// the dead process are decoded again, each on its own.
+func TestRenderOneGOPCrash(t *testing.T) {
+	dir := t.TempDir()
+	ts := newTestStore(t)
+	const marker = "KVSGATE-CRASH-HERE"
+	ts.put(t, markFrames(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", "h264", 10, 0, 6)), 2, marker))
+	frags := ts.fragments(t)
+	if len(frags) != 6 {
+		t.Fatalf("%d fragments", len(frags))
+	}
+	// Each process takes all its input first; one fed the marker dies of
+	// a signal before it decodes anything.
+	wrapper := wrapFFmpeg(t, dir, `cat > $D/in.$$
+if grep -qa `+marker+` $D/in.$$; then rm -f $D/in.$$; kill -SEGV $$; fi
+$REAL "$@" < $D/in.$$; rc=$?
+rm -f $D/in.$$
+exit $rc`)
+	r := newTestRenderer(t, Config{FFmpeg: wrapper, Concurrency: 2, Prestart: -1})
+	var reqs []Request
+	var want []int
+	for i, f := range frags {
+		for _, rel := range []int64{0, 450e6, 900e6} {
+			reqs = append(reqs, Request{Frag: f, Sample: FrameAt(f.Samples, rel)})
+			want = append(want, 10*i+int(rel/100e6))
+		}
+	}
+	res, err := r.Render(context.Background(), Spec{Format: JPEG, Width: 80}, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for i, rs := range res {
+		if i/3 == 2 {
+			if !errors.Is(rs.Err, ErrMedia) {
+				t.Errorf("image %d of the crashing GOP: err %v, want ErrMedia", i, rs.Err)
+			}
+			continue
+		}
+		if rs.Err != nil {
+			t.Errorf("image %d (frame %d): %v", i, want[i], rs.Err)
+			continue
+		}
+		got := readIndex(decodeImage(t, rs.Image))
+		if got != want[i] || seen[got] {
+			t.Errorf("image %d shows frame %d (seen before: %v), want %d", i, got, seen[got], want[i])
+		}
+		seen[got] = true
+	}
+	// Two processes of three GOPs; the dead one's three GOPs again alone.
+	if st := r.Stats(); st.Processes != 5 || st.Images != 15 {
+		t.Errorf("stats %+v: want 5 processes, 15 images", st)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// TestRenderPrestart: after a request, as many decoders as it used wait
+// for the next request of the same kind, which uses them and gets the
+// right frames; a request of another kind starts its own; waiting
+// decoders stop when their time is up and on Close, and none is left
+// running.
+func TestRenderPrestart(t *testing.T) {
+	dir := t.TempDir()
+	ts := newTestStore(t)
+	ts.put(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", "hevc", 10, 0, 4)))
+	frags := ts.fragments(t)
+	// Each process leaves a marker while it runs.
+	wrapper := wrapFFmpeg(t, dir, `touch $D/run.$$
+$REAL "$@"; rc=$?
+rm -f $D/run.$$
+exit $rc`)
+	running := func() int {
+		m, _ := filepath.Glob(filepath.Join(dir, "run.*"))
+		return len(m)
+	}
+	r := newTestRenderer(t, Config{FFmpeg: wrapper, Concurrency: 2, PrestartIdle: time.Hour})
+	render := func(spec Spec, rel int64) {
+		t.Helper()
+		var reqs []Request
+		for _, f := range frags {
+			reqs = append(reqs, Request{Frag: f, Sample: FrameAt(f.Samples, rel)})
+		}
+		res, err := r.Render(context.Background(), spec, reqs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, rs := range res {
+			if rs.Err != nil {
+				t.Fatalf("image %d: %v", i, rs.Err)
+			}
+			if got, want := readIndex(decodeImage(t, rs.Image)), 10*i+int(rel/100e6); got != want {
+				t.Fatalf("image %d shows frame %d, want %d", i, got, want)
+			}
+		}
+	}
+	render(Spec{Format: JPEG, Width: 80}, 0)
+	if st := r.Stats(); st.Processes != 2 || st.Prestarted != 0 {
+		t.Fatalf("first request: %+v, want 2 processes started for it", st)
+	}
+	waitFor(t, "2 decoders waiting", func() bool { return r.Stats().Waiting == 2 && running() == 2 })
+	// The same kind (other frames, another quality is another kind).
+	render(Spec{Format: JPEG, Width: 80}, 500e6)
+	if st := r.Stats(); st.Processes != 4 || st.Prestarted != 2 {
+		t.Fatalf("second request: %+v, want the 2 waiting processes used", st)
+	}
+	waitFor(t, "2 decoders waiting again", func() bool { return r.Stats().Waiting == 2 })
+	render(Spec{Format: PNG, Width: 40}, 700e6)
+	if st := r.Stats(); st.Processes != 6 || st.Prestarted != 2 {
+		t.Fatalf("PNG request: %+v, want 2 processes started for it", st)
+	}
+	waitFor(t, "4 decoders waiting (2 kinds)", func() bool { return r.Stats().Waiting == 4 && running() == 4 })
+	r.Close()
+	waitFor(t, "no decoder left after Close", func() bool { return r.Stats().Waiting == 0 && running() == 0 })
+	render(Spec{Format: JPEG, Width: 80}, 300e6) // still works, starts none in advance
+	time.Sleep(100 * time.Millisecond)
+	if st := r.Stats(); st.Waiting != 0 || running() != 0 {
+		t.Fatalf("after Close: %+v, %d running", st, running())
+	}
+
+	// Idle decoders stop by themselves.
+	r2 := newTestRenderer(t, Config{FFmpeg: wrapper, Concurrency: 2, PrestartIdle: 300 * time.Millisecond})
+	r = r2
+	render(Spec{Format: JPEG, Width: 80}, 0)
+	waitFor(t, "the waiting decoders to stop when idle", func() bool { return r2.Stats().Waiting == 0 && running() == 0 })
+}

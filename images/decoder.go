@@ -28,6 +28,7 @@ type decoderKind struct {
 	format  Format
 	w, h    int
 	quality int // 0 for PNG
+	down    bool // scaling down: bilinear, else bicubic (see args)
 }
 
 // args are the ffmpeg arguments of a decoder: Annex B on stdin, the
@@ -36,7 +37,14 @@ type decoderKind struct {
 func (k decoderKind) args() []string {
 	// JPEG: full-range BT.601 YCbCr 4:2:0 (JFIF's) encoded by mjpeg; PNG:
 	// RGB encoded by png.
-	filter := fmt.Sprintf(`select='lt(mod(pos\,%d)\,%d)',scale=%d:%d:flags=bicubic`, grid, slack, k.w, k.h)
+	// The scaler: bilinear to scale down, which swscale widens by the
+	// ratio (a 1080p frame to 640x360 takes 1.6 ms of CPU instead of
+	// bicubic's 3.2 ms); bicubic to scale up or convert at the same size.
+	scaler := "bicubic"
+	if k.down {
+		scaler = "bilinear"
+	}
+	filter := fmt.Sprintf(`select='lt(mod(pos\,%d)\,%d)',scale=%d:%d:flags=%s`, grid, slack, k.w, k.h, scaler)
 	out := pngArgs()
 	if k.format == JPEG {
 		filter += ":out_range=full:out_color_matrix=bt601,format=yuvj420p"

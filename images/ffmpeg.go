@@ -46,7 +46,8 @@ var eosHEVC = []byte{0, 0, 0, 1, 0x48, 0x01}
 // kind is the kind of decoder a batch of GOPs of ti needs.
 func (spec Spec) kind(ti *trackInfo) decoderKind {
 	w, h := OutputSize(ti.w, ti.h, spec.Width, spec.Height)
-	return decoderKind{codec: ti.cfg.codec, format: spec.Format, w: w, h: h, quality: spec.Quality}
+	return decoderKind{codec: ti.cfg.codec, format: spec.Format, w: w, h: h, quality: spec.Quality,
+		down: w <= ti.w && h <= ti.h && (w < ti.w || h < ti.h)}
 }
 
 // runBatch decodes one batch and delivers an entry for every wanted frame.

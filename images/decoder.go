@@ -27,7 +27,7 @@ type decoderKind struct {
 	codec   codec
 	format  Format
 	w, h    int
-	quality int // 0 for PNG
+	quality int  // 0 for PNG
 	down    bool // scaling down: bilinear, else bicubic (see args)
 }
 

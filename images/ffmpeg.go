@@ -216,7 +216,13 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, k decoderKind, str
 	}
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
-	stop := context.AfterFunc(dctx, func() { d.cmd.Process.Kill() })
+	stop := context.AfterFunc(dctx, func() {
+		d.cmd.Process.Kill()
+		// Its output ends here even if a child of it still holds the
+		// pipes open.
+		d.stdout.Close()
+		d.stderr.Close()
+	})
 	defer stop()
 	began := time.Now()
 	go func() {

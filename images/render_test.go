@@ -415,21 +415,25 @@ func TestRenderTimeout(t *testing.T) {
 	ts := newTestStore(t)
 	ts.put(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", "h264", 10, 0, 1)))
 	f := ts.fragments(t)[0]
-	slow := filepath.Join(dir, "slow-ffmpeg")
-	if err := os.WriteFile(slow, []byte("#!/bin/sh\nexec sleep 30\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	r := newTestRenderer(t, Config{FFmpeg: slow, Timeout: 300 * time.Millisecond})
-	began := time.Now()
-	res, err := r.Render(context.Background(), Spec{Format: JPEG}, []Request{{Frag: f, Sample: 0}})
-	if err != nil || !errors.Is(res[0].Err, ErrMedia) || !strings.Contains(res[0].Err.Error(), "timed out") {
-		t.Fatalf("err %v, result %v", err, res[0].Err)
-	}
-	if d := time.Since(began); d > 5*time.Second {
-		t.Fatalf("took %s", d)
-	}
-	if st := r.CacheStats(); st.Entries != 0 {
-		t.Fatalf("a timeout was cached: %+v", st)
+	// The second script's sleep outlives the killed shell and holds its
+	// output open.
+	for i, script := range []string{"#!/bin/sh\nexec sleep 30\n", "#!/bin/sh\nsleep 30\n"} {
+		slow := filepath.Join(dir, fmt.Sprintf("slow-ffmpeg-%d", i))
+		if err := os.WriteFile(slow, []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		r := newTestRenderer(t, Config{FFmpeg: slow, Timeout: 300 * time.Millisecond, Prestart: -1})
+		began := time.Now()
+		res, err := r.Render(context.Background(), Spec{Format: JPEG}, []Request{{Frag: f, Sample: 0}})
+		if err != nil || !errors.Is(res[0].Err, ErrMedia) || !strings.Contains(res[0].Err.Error(), "timed out") {
+			t.Fatalf("script %d: err %v, result %v", i, err, res[0].Err)
+		}
+		if d := time.Since(began); d > 5*time.Second {
+			t.Fatalf("script %d: took %s", i, d)
+		}
+		if st := r.CacheStats(); st.Entries != 0 {
+			t.Fatalf("a timeout was cached: %+v", st)
+		}
 	}
 }
 

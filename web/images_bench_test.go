@@ -31,7 +31,7 @@ import (
 //
 // Two pages: "keyframes" samples on the key frames (t = 0, 1, ... 24 s),
 // "midgop" half a second later (frame 15 of each GOP, the 16th in
-// presentation order: 11 P-frames, 3 reference B-frames and 11
+// presentation order: 11 P-frames, 2 reference B-frames and 12
 // non-reference B-frames on this page).
 //
 //	go test ./web -run '^$' -bench BenchmarkImages -benchtime 5x

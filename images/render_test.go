@@ -578,9 +578,7 @@ func wrapFFmpeg(t *testing.T, dir, body string) string {
 // Concurrency decoder processes run, and every image is still right.
 func TestRenderConcurrencyBound(t *testing.T) {
 	dir := t.TempDir()
-	ts := newTestStore(t)
-	ts.put(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", "h264", 10, 0, 6)))
-	frags := ts.fragments(t)
+	frags := indexFragments(t, dir, "h264", 6)
 	// Each process leaves a marker while it runs (held a while, so that
 	// overlapping ones see each other) and logs how many it saw.
 	wrapper := wrapFFmpeg(t, dir, `touch $D/run.$$
@@ -688,6 +686,19 @@ func TestRenderLostPosition(t *testing.T) {
 	}
 }
 
+// indexFragments stores seconds of the index pattern (10 fps, 1 s GOPs)
+// made in dir and returns its fragments, one per GOP.
+func indexFragments(t testing.TB, dir, enc string, seconds int) []*Fragment {
+	t.Helper()
+	ts := newTestStore(t)
+	ts.put(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", enc, 10, 0, seconds)))
+	frags := ts.fragments(t)
+	if len(frags) != seconds {
+		t.Fatalf("%d fragments, want %d (one per GOP)", len(frags), seconds)
+	}
+	return frags
+}
+
 // markFrames writes a marker into the slice data of every frame of the
 // given Matroska clusters (NAL unit framing kept), so that a wrapper can
 // tell which decoder process is fed them.
@@ -792,9 +803,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // running.
 func TestRenderPrestart(t *testing.T) {
 	dir := t.TempDir()
-	ts := newTestStore(t)
-	ts.put(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", "hevc", 10, 0, 4)))
-	frags := ts.fragments(t)
+	frags := indexFragments(t, dir, "hevc", 4)
 	// Each process leaves a marker while it runs.
 	wrapper := wrapFFmpeg(t, dir, `touch $D/run.$$
 $REAL "$@"; rc=$?

@@ -213,6 +213,63 @@ func (c *trackConfig) inspect(b []byte) auInfo {
 	return ai
 }
 
+// grid: the decoder outputs the frames whose access units start at a
+// multiple of grid bytes in the stream it is fed, so that its command line
+// does not depend on the frames (see decoder.go). The position ffmpeg
+// reports for a frame is where its parser cut the access unit: the start
+// of our delimiter's (or end-of-sequence NAL unit's) four-byte start code
+// for H.264, one byte later (the three-byte start code in it) for H.265.
+// So the decoder selects positions less than slack past the grid (select
+// lt(mod(pos, grid), slack)), and pad puts each access unit on the grid
+// or at least slack away from it.
+const (
+	grid  = 64
+	slack = 4
+)
+
+// Filler data NAL unit headers: H.264 type 12 (nal_ref_idc 0), H.265
+// FD_NUT (38, layer 0, temporal id 0). The decoders ignore them, and the
+// parsers keep them in the access unit they follow.
+var (
+	fillerH264 = []byte{0x0c}
+	fillerHEVC = []byte{0x4c, 0x01}
+)
+
+// pad appends a filler data NAL unit if needed, so that the next access
+// unit starts at a multiple of grid if it is wanted, and at least slack
+// bytes from any multiple if not. The stream's first access unit starts
+// at 0 whatever it is: nothing can come before it in its own access unit,
+// so its image is made, and dropped if it is not wanted.
+func (c *trackConfig) pad(dst []byte, wanted bool) []byte {
+	if len(dst) == 0 {
+		return dst
+	}
+	hdr := fillerH264
+	if c.codec == codecHEVC {
+		hdr = fillerHEVC
+	}
+	least := len(startCode) + len(hdr) + 1 // and rbsp_trailing_bits
+	target := -1                           // the residue to move to
+	switch r := len(dst) % grid; {
+	case wanted && r != 0:
+		target = 0
+	case !wanted && (r < slack || r > grid-slack):
+		target = grid / 2
+	}
+	if target < 0 {
+		return dst
+	}
+	n := ((target-len(dst))%grid + grid) % grid
+	if n < least {
+		n += grid
+	}
+	dst = append(append(dst, startCode...), hdr...)
+	for range n - least {
+		dst = append(dst, 0xff) // ff_byte
+	}
+	return append(dst, 0x80)
+}
+
 // appendAU appends a sample as an Annex B access unit: an access unit
 // delimiter, the parameter sets if params, then its NAL units (without
 // delimiters or end-of-sequence/stream NAL units of its own, which would

@@ -80,7 +80,7 @@ func TestJPEGQualityTables(t *testing.T) {
 	ts := newTestStore(t)
 	ts.put(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", "h264", 10, 0, 1)))
 	f := ts.fragments(t)[0]
-	r := newTestRenderer(Config{})
+	r := newTestRenderer(t, Config{})
 	prev := 1 << 30
 	for _, q := range []int{100, 95, 80, 50, 20, 5, 1} {
 		res, err := r.Render(context.Background(), Spec{Format: JPEG, Quality: q}, []Request{{Frag: f, Sample: 0}})

@@ -2,7 +2,6 @@ package images
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,13 +21,16 @@ import (
 // out unless wanted). ffmpeg's select filter keeps the wanted frames by
 // their byte position in that stream (each access unit starts with our own
 // delimiter, so ffmpeg's parser cuts where we do and a frame's position
-// names its sample); scale converts them to the output size and to
-// full-range BT.601 YCbCr 4:2:0 for JPEG or RGB for PNG; showinfo prints
-// each output frame's position on stderr; mjpeg or png encodes them (see
-// encode.go) and image2pipe writes them to stdout one after the other. Frames are matched to samples by
-// those positions, not by their order or count, so a frame the decoder
-// drops or a process that dies costs only the frames that did not come
-// out.
+// names its sample; wanted ones start on a grid, see pad); scale converts
+// them to the output size and to full-range BT.601 YCbCr 4:2:0 for JPEG or
+// RGB for PNG; showinfo prints each output frame's position on stderr;
+// mjpeg or png encodes them (see encode.go) and image2pipe writes them to
+// stdout one after the other. Frames are matched to samples by those
+// positions, not by their order or count, so a frame the decoder drops or
+// a process that dies costs only the frames that did not come out. If a
+// process fails with the frames of several GOPs still missing, each of
+// those GOPs is decoded again on its own: a GOP that crashes the decoder
+// costs its own images, not those of the GOPs it shared a process with.
 
 // auRef is an access unit of the stream fed to the decoder.
 type auRef struct {
@@ -41,21 +43,20 @@ type auRef struct {
 // output (they would reference pictures of an unrelated GOP).
 var eosHEVC = []byte{0, 0, 0, 1, 0x48, 0x01}
 
+// kind is the kind of decoder a batch of GOPs of ti needs.
+func (spec Spec) kind(ti *trackInfo) decoderKind {
+	w, h := OutputSize(ti.w, ti.h, spec.Width, spec.Height)
+	return decoderKind{codec: ti.cfg.codec, format: spec.Format, w: w, h: h, quality: spec.Quality,
+		down: w <= ti.w && h <= ti.h && (w < ti.w || h < ti.h)}
+}
+
 // runBatch decodes one batch and delivers an entry for every wanted frame.
 func (r *Renderer) runBatch(ctx context.Context, ffmpeg string, spec Spec, batch []*gop, deliver func(*want, *cacheEntry)) {
 	ti := batch[0].ti
-	w, h := OutputSize(ti.w, ti.h, spec.Width, spec.Height)
 	var stream []byte
 	var aus []auRef
-	var sel strings.Builder
 	pending := map[*want]bool{}
-	for gi, g := range batch {
-		// The key frame's access unit starts at the end-of-sequence NAL
-		// unit before it: ffmpeg's parser starts access units there.
-		gopStart := len(stream)
-		if gi > 0 && ti.cfg.codec == codecHEVC {
-			stream = append(stream, eosHEVC...)
-		}
+	for _, g := range batch {
 		data, base, err := g.read()
 		if err != nil {
 			for _, wt := range g.wants {
@@ -92,29 +93,55 @@ func (r *Renderer) runBatch(ctx context.Context, ffmpeg string, spec Spec, batch
 				}
 				break
 			}
+			// The key frame's access unit starts at the end-of-sequence NAL
+			// unit before it: ffmpeg's parser starts access units there.
+			stream = ti.cfg.pad(stream, wt != nil)
 			start := len(stream)
-			if i == g.key {
-				start = gopStart
+			if i == g.key && start > 0 && ti.cfg.codec == codecHEVC {
+				stream = append(stream, eosHEVC...)
 			}
 			stream = ti.cfg.appendAU(stream, b, i == g.key)
 			aus = append(aus, auRef{start: start, want: wt})
 			if wt != nil {
 				pending[wt] = true
-				if sel.Len() > 0 {
-					sel.WriteByte('+')
-				}
-				fmt.Fprintf(&sel, `between(pos\,%d\,%d)`, start, len(stream)-1)
 			}
 		}
 	}
 	if len(pending) == 0 {
 		return
 	}
-	r.processes.Add(1)
 	r.fed.Add(int64(len(aus)))
-	fails := r.decode(ctx, ffmpeg, spec, ti.cfg.codec, w, h, stream, aus, sel.String(), pending, deliver)
+	res := r.decode(ctx, ffmpeg, spec.kind(ti), stream, aus, pending, deliver)
+	// Frames of more than one GOP missing after a failure that may be the
+	// media's: each of those GOPs again, alone, for what is missing.
+	var again []*gop
+	if res.retry && len(pending) > 0 {
+		byGOP := map[*gop]*gop{}
+		for _, g := range batch {
+			for _, wt := range g.wants {
+				if !pending[wt] {
+					continue
+				}
+				a := byGOP[g]
+				if a == nil {
+					a = &gop{frag: g.frag, ti: g.ti, key: g.key, last: wt.sample}
+					byGOP[g] = a
+					again = append(again, a)
+				}
+				a.last = max(a.last, wt.sample)
+				a.wants = append(a.wants, wt)
+			}
+		}
+	}
+	if len(again) > 1 {
+		r.cfg.Logger.Debug("images: decoding GOPs again one by one", "gops", len(again), "why", res.why)
+		for _, g := range again {
+			r.runBatch(ctx, ffmpeg, spec, []*gop{g}, deliver)
+		}
+		return
+	}
 	for wt := range pending {
-		deliver(wt, &cacheEntry{key: wt.key, fail: fails})
+		deliver(wt, &cacheEntry{key: wt.key, fail: res.why})
 	}
 }
 
@@ -157,43 +184,51 @@ func (g *gop) read() ([]byte, int64, error) {
 	return buf, lo, nil
 }
 
-// decode runs ffmpeg over the stream and delivers the frames that come
-// out (removing them from pending). It returns the failure of the frames
-// still pending.
-func (r *Renderer) decode(ctx context.Context, ffmpeg string, spec Spec, c codec, w, h int, stream []byte, aus []auRef,
-	sel string, pending map[*want]bool, deliver func(*want, *cacheEntry)) string {
-	// JPEG: full-range BT.601 YCbCr 4:2:0 (JFIF's) encoded by mjpeg; PNG:
-	// RGB encoded by png.
-	filter := "select='" + sel + "',scale=" + strconv.Itoa(w) + ":" + strconv.Itoa(h) + ":flags=bicubic"
-	out, read := pngArgs(), readPNG
-	if spec.Format == JPEG {
-		filter += ":out_range=full:out_color_matrix=bt601,format=yuvj420p"
-		out, read = jpegArgs(spec.Quality), readJPEG
+// decodeResult is why the frames still pending after decode were not
+// made, and whether decoding them again could help.
+type decodeResult struct {
+	why string
+	// retry: the process failed (crashed, or its output stopped making
+	// sense) for a reason that may be one GOP's media; not a timeout or a
+	// cancelled request.
+	retry bool
+}
+
+// decode gives the stream to a decoder of kind k (one started in advance
+// if there is one) and delivers the frames that come out, removing them
+// from pending. Images of unwanted access units at position 0 (see pad)
+// are dropped.
+func (r *Renderer) decode(ctx context.Context, ffmpeg string, k decoderKind, stream []byte, aus []auRef,
+	pending map[*want]bool, deliver func(*want, *cacheEntry)) decodeResult {
+	d := r.spares.take(k)
+	if d != nil {
+		r.prestarted.Add(1)
 	} else {
-		filter += ",format=rgb24"
+		var err error
+		if d, err = startDecoder(ffmpeg, k); err != nil {
+			return decodeResult{why: transientPrefix + fmt.Sprintf("%v: %v", ErrNoDecoder, err)}
+		}
 	}
-	filter += ",showinfo=checksum=0"
+	r.processes.Add(1)
+	read := readPNG
+	if k.format == JPEG {
+		read = readJPEG
+	}
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
-	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
-		"-threads", "1", "-f", c.ffmpegFormat(), "-i", "pipe:0",
-		"-an", "-sn", "-dn", "-filter_threads", "1", "-vf", filter, "-fps_mode", "passthrough", "-threads", "1"}
-	args = append(append(args, out...), "pipe:1")
-	cmd := exec.CommandContext(dctx, ffmpeg, args...)
-	cmd.WaitDelay = 2 * time.Second
-	cmd.Stdin = bytes.NewReader(stream)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return transientPrefix + err.Error()
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return transientPrefix + err.Error()
-	}
+	stop := context.AfterFunc(dctx, func() {
+		d.cmd.Process.Kill()
+		// Its output ends here even if a child of it still holds the
+		// pipes open.
+		d.stdout.Close()
+		d.stderr.Close()
+	})
+	defer stop()
 	began := time.Now()
-	if err := cmd.Start(); err != nil {
-		return transientPrefix + fmt.Sprintf("%v: %v", ErrNoDecoder, err)
-	}
+	go func() {
+		d.stdin.Write(stream) // an error is the process's end, seen below
+		d.stdin.Close()
+	}()
 
 	// stderr: the position of every output frame, in output order; the
 	// other lines are kept (the last few) to say why frames are missing.
@@ -203,7 +238,7 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, spec Spec, c codec
 	go func() {
 		defer close(logDone)
 		defer close(positions)
-		sc := bufio.NewScanner(stderr)
+		sc := bufio.NewScanner(d.stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
@@ -219,11 +254,11 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, spec Spec, c codec
 			}
 			tail = append(tail, line)
 		}
-		io.Copy(io.Discard, stderr)
+		io.Copy(io.Discard, d.stderr)
 	}()
 
 	// stdout: the images, in the order of the positions on stderr.
-	rd := bufio.NewReaderSize(stdout, 256<<10)
+	rd := bufio.NewReaderSize(d.stdout, 256<<10)
 	var mismatch string
 	for count := int64(0); ; count++ {
 		img, err := read(rd)
@@ -241,7 +276,14 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, spec Spec, c codec
 		}
 		pos := np[1]
 		i := sort.Search(len(aus), func(i int) bool { return int64(aus[i].start) > pos }) - 1
-		if i < 0 || aus[i].want == nil || !pending[aus[i].want] {
+		if i < 0 || pos-int64(aus[i].start) >= slack {
+			mismatch = fmt.Sprintf("an image came out from byte %d, where no frame starts", pos)
+			break
+		}
+		if i == 0 && aus[0].want == nil {
+			continue // the first key frame, not wanted (see pad)
+		}
+		if aus[i].want == nil || !pending[aus[i].want] {
 			mismatch = fmt.Sprintf("an image came out from byte %d, which is no wanted frame", pos)
 			break
 		}
@@ -250,11 +292,11 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, spec Spec, c codec
 		r.decoded.Add(1)
 		deliver(wt, &cacheEntry{key: wt.key, data: img})
 	}
-	io.Copy(io.Discard, stdout)
+	io.Copy(io.Discard, d.stdout)
 	<-logDone
-	werr := cmd.Wait()
+	werr := d.cmd.Wait()
 	if len(pending) == 0 && mismatch == "" {
-		return ""
+		return decodeResult{}
 	}
 	why := mismatch
 	if why == "" {
@@ -263,12 +305,13 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, spec Spec, c codec
 	if len(tail) > 0 {
 		why += " (ffmpeg: " + strings.Join(tail, "; ") + ")"
 	}
+	res := decodeResult{retry: mismatch != "" || werr != nil}
 	transient := false
 	switch {
 	case ctx.Err() != nil:
-		why, transient = ctx.Err().Error(), true
+		why, transient, res.retry = ctx.Err().Error(), true, false
 	case dctx.Err() != nil:
-		why, transient = fmt.Sprintf("decoding timed out after %s", time.Since(began).Round(time.Millisecond)), true
+		why, transient, res.retry = fmt.Sprintf("decoding timed out after %s", time.Since(began).Round(time.Millisecond)), true, false
 	case werr != nil:
 		var ee *exec.ExitError
 		if !errors.As(werr, &ee) || !ee.Exited() {
@@ -278,9 +321,10 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, spec Spec, c codec
 	}
 	r.cfg.Logger.Debug("images: frames not decoded", "frames", len(pending), "why", why)
 	if transient {
-		return transientPrefix + why
+		why = transientPrefix + why
 	}
-	return why
+	res.why = why
+	return res
 }
 
 // showinfoPos reads the frame count (n, from 0) and the pos field of a

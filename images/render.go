@@ -66,6 +66,15 @@ type Config struct {
 	Concurrency int
 	// Timeout bounds one decoder process. Default 30 s.
 	Timeout time.Duration
+	// Prestart is how many decoder processes are kept started, waiting for
+	// work, for each of the last few kinds of images asked for (codec,
+	// format, size, quality): starting ffmpeg takes some 70 ms, which a
+	// request then does not wait for. 0 means Concurrency; negative starts
+	// none in advance.
+	Prestart int
+	// PrestartIdle is how long a process started in advance waits for
+	// work before it is stopped. Default 1 minute.
+	PrestartIdle time.Duration
 	// CacheBytes bounds the cache of encoded images. 0 means 64 MiB;
 	// negative disables the cache.
 	CacheBytes int64
@@ -75,28 +84,38 @@ type Config struct {
 // Renderer turns stored frames into JPEG or PNG images. It decodes with
 // ffmpeg, run as a separate process per batch of GOPs, so a decoder crash
 // on hostile input costs the images of that batch, never the server; it
-// knows nothing of HTTP.
+// knows nothing of HTTP. Close stops the processes it keeps started.
 type Renderer struct {
 	cfg    Config
 	slots  chan struct{}
 	cache  *lru
+	spares *spares
 	tracks sync.Map // header ID -> *trackInfo (headers never change)
 
-	processes, fed, decoded atomic.Int64
+	processes, prestarted, fed, decoded atomic.Int64
 }
 
 // Stats are a Renderer's counters.
 type Stats struct {
 	Cache CacheStats
-	// Processes is the decoder processes started, FramesFed the frames
-	// they were given to decode, Images the images they returned.
-	Processes, FramesFed, Images int64
+	// Processes is the decoder processes given frames to decode,
+	// Prestarted those of them that were started before they were needed,
+	// FramesFed the frames they were given, Images the images they
+	// returned. Waiting is the processes started in advance that wait for
+	// work now.
+	Processes, Prestarted, FramesFed, Images int64
+	Waiting                                  int
 }
 
 // Stats returns the counters.
 func (r *Renderer) Stats() Stats {
-	return Stats{Cache: r.cache.stats(), Processes: r.processes.Load(), FramesFed: r.fed.Load(), Images: r.decoded.Load()}
+	return Stats{Cache: r.cache.stats(), Processes: r.processes.Load(), Prestarted: r.prestarted.Load(),
+		FramesFed: r.fed.Load(), Images: r.decoded.Load(), Waiting: r.spares.count()}
 }
+
+// Close stops the decoder processes waiting for work and starts no more
+// in advance. Render still works after Close.
+func (r *Renderer) Close() { r.spares.close() }
 
 // New returns a Renderer.
 func New(cfg Config) *Renderer {
@@ -109,13 +128,20 @@ func New(cfg Config) *Renderer {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
 	}
+	if cfg.Prestart == 0 {
+		cfg.Prestart = cfg.Concurrency
+	}
+	if cfg.PrestartIdle <= 0 {
+		cfg.PrestartIdle = time.Minute
+	}
 	if cfg.CacheBytes == 0 {
 		cfg.CacheBytes = 64 << 20
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Renderer{cfg: cfg, slots: make(chan struct{}, cfg.Concurrency), cache: newLRU(cfg.CacheBytes)}
+	return &Renderer{cfg: cfg, slots: make(chan struct{}, cfg.Concurrency), cache: newLRU(cfg.CacheBytes),
+		spares: newSpares(cfg.Prestart, cfg.PrestartIdle)}
 }
 
 // Errors of Render.
@@ -352,12 +378,15 @@ func (r *Renderer) Render(ctx context.Context, spec Spec, reqs []Request) ([]Res
 	// run at once: few process starts (each costs tens of milliseconds),
 	// all cores busy.
 	var batches [][]*gop
+	used := map[decoderKind]int{} // batches of each kind
 	for start := 0; start < len(gops); {
 		end := start + 1
 		for end < len(gops) && gops[end].ti == gops[start].ti {
 			end++
 		}
+		n := len(batches)
 		batches = append(batches, split(gops[start:end], cap(r.slots))...)
+		used[spec.kind(gops[start].ti)] += len(batches) - n
 		start = end
 	}
 	var wg sync.WaitGroup
@@ -391,6 +420,11 @@ func (r *Renderer) Render(ctx context.Context, spec Spec, reqs []Request) ([]Res
 		}()
 	}
 	wg.Wait()
+	// As many processes as this request used wait for the next one of
+	// its kind.
+	for k, n := range used {
+		go r.spares.fill(ffmpeg, k, n)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

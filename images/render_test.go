@@ -183,9 +183,13 @@ func decodeImage(t testing.TB, b []byte) image.Image {
 	return img
 }
 
-func newTestRenderer(cfg Config) *Renderer {
+// newTestRenderer returns a renderer that logs nothing and is closed
+// (its waiting processes stopped) at the end of the test.
+func newTestRenderer(t testing.TB, cfg Config) *Renderer {
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	return New(cfg)
+	r := New(cfg)
+	t.Cleanup(r.Close)
+	return r
 }
 
 // TestRenderEveryFrame renders every frame of 4 s of the index pattern
@@ -219,7 +223,7 @@ func TestRenderEveryFrame(t *testing.T) {
 			if len(reqs) != 40 || !reordered {
 				t.Fatalf("%d frames, reordered %v: want 40 frames stored in decode order", len(reqs), reordered)
 			}
-			r := newTestRenderer(Config{CacheBytes: -1})
+			r := newTestRenderer(t, Config{CacheBytes: -1})
 			res, err := r.Render(context.Background(), Spec{Format: JPEG}, reqs)
 			if err != nil {
 				t.Fatal(err)
@@ -352,7 +356,7 @@ func TestRenderGarbage(t *testing.T) {
 			if len(frags) != 3 {
 				t.Fatalf("%d fragments", len(frags))
 			}
-			r := newTestRenderer(Config{})
+			r := newTestRenderer(t, Config{})
 			var reqs []Request
 			for _, f := range frags {
 				for _, rel := range []int64{0, 450e6, 950e6} {
@@ -392,7 +396,7 @@ func TestRenderNoFFmpeg(t *testing.T) {
 	ts := newTestStore(t)
 	ts.put(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", "h264", 10, 0, 1)))
 	f := ts.fragments(t)[0]
-	r := newTestRenderer(Config{FFmpeg: filepath.Join(dir, "no-ffmpeg")})
+	r := newTestRenderer(t, Config{FFmpeg: filepath.Join(dir, "no-ffmpeg")})
 	_, err := r.Render(context.Background(), Spec{Format: JPEG}, []Request{{Frag: f, Sample: 0}})
 	if !errors.Is(err, ErrNoDecoder) || !strings.Contains(err.Error(), "ffmpeg") {
 		t.Fatalf("err %v, want ErrNoDecoder", err)
@@ -411,21 +415,25 @@ func TestRenderTimeout(t *testing.T) {
 	ts := newTestStore(t)
 	ts.put(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", "h264", 10, 0, 1)))
 	f := ts.fragments(t)[0]
-	slow := filepath.Join(dir, "slow-ffmpeg")
-	if err := os.WriteFile(slow, []byte("#!/bin/sh\nexec sleep 30\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	r := newTestRenderer(Config{FFmpeg: slow, Timeout: 300 * time.Millisecond})
-	began := time.Now()
-	res, err := r.Render(context.Background(), Spec{Format: JPEG}, []Request{{Frag: f, Sample: 0}})
-	if err != nil || !errors.Is(res[0].Err, ErrMedia) || !strings.Contains(res[0].Err.Error(), "timed out") {
-		t.Fatalf("err %v, result %v", err, res[0].Err)
-	}
-	if d := time.Since(began); d > 5*time.Second {
-		t.Fatalf("took %s", d)
-	}
-	if st := r.CacheStats(); st.Entries != 0 {
-		t.Fatalf("a timeout was cached: %+v", st)
+	// The second script's sleep outlives the killed shell and holds its
+	// output open.
+	for i, script := range []string{"#!/bin/sh\nexec sleep 30\n", "#!/bin/sh\nsleep 30\n"} {
+		slow := filepath.Join(dir, fmt.Sprintf("slow-ffmpeg-%d", i))
+		if err := os.WriteFile(slow, []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		r := newTestRenderer(t, Config{FFmpeg: slow, Timeout: 300 * time.Millisecond, Prestart: -1})
+		began := time.Now()
+		res, err := r.Render(context.Background(), Spec{Format: JPEG}, []Request{{Frag: f, Sample: 0}})
+		if err != nil || !errors.Is(res[0].Err, ErrMedia) || !strings.Contains(res[0].Err.Error(), "timed out") {
+			t.Fatalf("script %d: err %v, result %v", i, err, res[0].Err)
+		}
+		if d := time.Since(began); d > 5*time.Second {
+			t.Fatalf("script %d: took %s", i, d)
+		}
+		if st := r.CacheStats(); st.Entries != 0 {
+			t.Fatalf("a timeout was cached: %+v", st)
+		}
 	}
 }
 
@@ -434,7 +442,7 @@ func TestRenderQualityAndFormats(t *testing.T) {
 	ts := newTestStore(t)
 	ts.put(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", "h264", 10, 0, 1)))
 	f := ts.fragments(t)[0]
-	r := newTestRenderer(Config{})
+	r := newTestRenderer(t, Config{})
 	req := []Request{{Frag: f, Sample: FrameAt(f.Samples, 500e6)}}
 	prev := 0
 	for _, q := range []int{1, 30, 80, 100} {
@@ -524,7 +532,7 @@ func TestRenderFeedsOnlyWhatIsNeeded(t *testing.T) {
 			if nonRefs < 3 {
 				t.Fatalf("%d non-reference frames: the stream does not test this", nonRefs)
 			}
-			r := newTestRenderer(Config{})
+			r := newTestRenderer(t, Config{})
 			want := refs + 1 - lastRef // the references (the key frame among them) and the frame
 			res, err := r.Render(context.Background(), Spec{Format: JPEG, Width: 32}, []Request{{Frag: f, Sample: last}})
 			if err != nil || res[0].Err != nil {
@@ -535,7 +543,7 @@ func TestRenderFeedsOnlyWhatIsNeeded(t *testing.T) {
 			}
 			// The key frame and the frame after it in decode order, in one
 			// request: one process, two frames.
-			r = newTestRenderer(Config{})
+			r = newTestRenderer(t, Config{})
 			k := -1
 			for i, s := range f.Samples {
 				if s.Track == 0 && i > 0 {
@@ -570,9 +578,7 @@ func wrapFFmpeg(t *testing.T, dir, body string) string {
 // Concurrency decoder processes run, and every image is still right.
 func TestRenderConcurrencyBound(t *testing.T) {
 	dir := t.TempDir()
-	ts := newTestStore(t)
-	ts.put(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", "h264", 10, 0, 6)))
-	frags := ts.fragments(t)
+	frags := indexFragments(t, dir, "h264", 6)
 	// Each process leaves a marker while it runs (held a while, so that
 	// overlapping ones see each other) and logs how many it saw.
 	wrapper := wrapFFmpeg(t, dir, `touch $D/run.$$
@@ -581,7 +587,7 @@ sleep 0.3
 $REAL "$@"; rc=$?
 rm -f $D/run.$$
 exit $rc`)
-	r := newTestRenderer(Config{FFmpeg: wrapper, Concurrency: 2})
+	r := newTestRenderer(t, Config{FFmpeg: wrapper, Concurrency: 2, Prestart: -1}) // every process counted is one that decodes
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
 	for c := range 3 {
@@ -640,7 +646,7 @@ func TestRenderDecoderCrash(t *testing.T) {
 	// The first run crashes; later ones are the real ffmpeg.
 	wrapper := wrapFFmpeg(t, dir, `if [ ! -e $D/crashed ]; then touch $D/crashed; kill -SEGV $$; fi
 exec $REAL "$@"`)
-	r := newTestRenderer(Config{FFmpeg: wrapper})
+	r := newTestRenderer(t, Config{FFmpeg: wrapper})
 	req := []Request{{Frag: f, Sample: FrameAt(f.Samples, 300e6)}}
 	res, err := r.Render(context.Background(), Spec{Format: JPEG}, req)
 	if err != nil || !errors.Is(res[0].Err, ErrMedia) {
@@ -664,7 +670,7 @@ func TestRenderLostPosition(t *testing.T) {
 	f := ts.fragments(t)[0]
 	// ffmpeg's stdout goes through fd 3; its stderr loses the first frame line.
 	wrapper := wrapFFmpeg(t, dir, `{ $REAL "$@" 2>&1 1>&3 3>&- | sed '0,/Parsed_showinfo.*\] n:/{//d}' 1>&2; } 3>&1`)
-	r := newTestRenderer(Config{FFmpeg: wrapper})
+	r := newTestRenderer(t, Config{FFmpeg: wrapper})
 	var reqs []Request
 	for _, rel := range []int64{200e6, 500e6, 800e6} {
 		reqs = append(reqs, Request{Frag: f, Sample: FrameAt(f.Samples, rel)})
@@ -678,4 +684,182 @@ func TestRenderLostPosition(t *testing.T) {
 			t.Errorf("image %d (frame %d) came back, showing %d: want ErrMedia", i, []int{2, 5, 8}[i], readIndex(decodeImage(t, rs.Image)))
 		}
 	}
+}
+
+// indexFragments stores seconds of the index pattern (10 fps, 1 s GOPs)
+// made in dir and returns its fragments, one per GOP.
+func indexFragments(t testing.TB, dir, enc string, seconds int) []*Fragment {
+	t.Helper()
+	ts := newTestStore(t)
+	ts.put(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", enc, 10, 0, seconds)))
+	frags := ts.fragments(t)
+	if len(frags) != seconds {
+		t.Fatalf("%d fragments, want %d (one per GOP)", len(frags), seconds)
+	}
+	return frags
+}
+
+// markFrames writes a marker into the slice data of every frame of the
+// given Matroska clusters (NAL unit framing kept), so that a wrapper can
+// tell which decoder process is fed them.
+func markFrames(t testing.TB, data []byte, cluster int, marker string) []byte {
+	t.Helper()
+	out := bytes.Clone(data)
+	n := 0
+	for _, f := range mkvFrames(t, data) {
+		if f.cluster != cluster {
+			continue
+		}
+		b := out[f.off : f.off+f.size]
+		for p := 0; p+4 < len(b); {
+			l := int(uint32(b[p])<<24 | uint32(b[p+1])<<16 | uint32(b[p+2])<<8 | uint32(b[p+3]))
+			if l <= 0 || p+4+l > len(b) {
+				break
+			}
+			if l > len(marker)+8 {
+				copy(b[p+4+l/2:], marker)
+				n++
+			}
+			p += 4 + l
+		}
+	}
+	if n == 0 {
+		t.Fatal("no frames marked")
+	}
+	return out
+}
+
+// TestRenderOneGOPCrash: six GOPs decoded by two processes at once; the
+// decoder dies on the frames of one GOP. That GOP's images fail, every
+// other image is its own frame, in order, none twice: the GOPs that shared
+// the dead process are decoded again, each on its own.
+func TestRenderOneGOPCrash(t *testing.T) {
+	dir := t.TempDir()
+	ts := newTestStore(t)
+	const marker = "KVSGATE-CRASH-HERE"
+	ts.put(t, markFrames(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", "h264", 10, 0, 6)), 2, marker))
+	frags := ts.fragments(t)
+	if len(frags) != 6 {
+		t.Fatalf("%d fragments", len(frags))
+	}
+	// Each process takes all its input first; one fed the marker dies of
+	// a signal before it decodes anything.
+	wrapper := wrapFFmpeg(t, dir, `cat > $D/in.$$
+if grep -qa `+marker+` $D/in.$$; then rm -f $D/in.$$; kill -SEGV $$; fi
+$REAL "$@" < $D/in.$$; rc=$?
+rm -f $D/in.$$
+exit $rc`)
+	r := newTestRenderer(t, Config{FFmpeg: wrapper, Concurrency: 2, Prestart: -1})
+	var reqs []Request
+	var want []int
+	for i, f := range frags {
+		for _, rel := range []int64{0, 450e6, 900e6} {
+			reqs = append(reqs, Request{Frag: f, Sample: FrameAt(f.Samples, rel)})
+			want = append(want, 10*i+int(rel/100e6))
+		}
+	}
+	res, err := r.Render(context.Background(), Spec{Format: JPEG, Width: 80}, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for i, rs := range res {
+		if i/3 == 2 {
+			if !errors.Is(rs.Err, ErrMedia) {
+				t.Errorf("image %d of the crashing GOP: err %v, want ErrMedia", i, rs.Err)
+			}
+			continue
+		}
+		if rs.Err != nil {
+			t.Errorf("image %d (frame %d): %v", i, want[i], rs.Err)
+			continue
+		}
+		got := readIndex(decodeImage(t, rs.Image))
+		if got != want[i] || seen[got] {
+			t.Errorf("image %d shows frame %d (seen before: %v), want %d", i, got, seen[got], want[i])
+		}
+		seen[got] = true
+	}
+	// Two processes of three GOPs; the dead one's three GOPs again alone.
+	if st := r.Stats(); st.Processes != 5 || st.Images != 15 {
+		t.Errorf("stats %+v: want 5 processes, 15 images", st)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// TestRenderPrestart: after a request, as many decoders as it used wait
+// for the next request of the same kind, which uses them and gets the
+// right frames; a request of another kind starts its own; waiting
+// decoders stop when their time is up and on Close, and none is left
+// running.
+func TestRenderPrestart(t *testing.T) {
+	dir := t.TempDir()
+	frags := indexFragments(t, dir, "hevc", 4)
+	// Each process leaves a marker while it runs.
+	wrapper := wrapFFmpeg(t, dir, `touch $D/run.$$
+$REAL "$@"; rc=$?
+rm -f $D/run.$$
+exit $rc`)
+	running := func() int {
+		m, _ := filepath.Glob(filepath.Join(dir, "run.*"))
+		return len(m)
+	}
+	r := newTestRenderer(t, Config{FFmpeg: wrapper, Concurrency: 2, PrestartIdle: time.Hour})
+	render := func(spec Spec, rel int64) {
+		t.Helper()
+		var reqs []Request
+		for _, f := range frags {
+			reqs = append(reqs, Request{Frag: f, Sample: FrameAt(f.Samples, rel)})
+		}
+		res, err := r.Render(context.Background(), spec, reqs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, rs := range res {
+			if rs.Err != nil {
+				t.Fatalf("image %d: %v", i, rs.Err)
+			}
+			if got, want := readIndex(decodeImage(t, rs.Image)), 10*i+int(rel/100e6); got != want {
+				t.Fatalf("image %d shows frame %d, want %d", i, got, want)
+			}
+		}
+	}
+	render(Spec{Format: JPEG, Width: 80}, 0)
+	if st := r.Stats(); st.Processes != 2 || st.Prestarted != 0 {
+		t.Fatalf("first request: %+v, want 2 processes started for it", st)
+	}
+	waitFor(t, "2 decoders waiting", func() bool { return r.Stats().Waiting == 2 && running() == 2 })
+	// The same kind (other frames, another quality is another kind).
+	render(Spec{Format: JPEG, Width: 80}, 500e6)
+	if st := r.Stats(); st.Processes != 4 || st.Prestarted != 2 {
+		t.Fatalf("second request: %+v, want the 2 waiting processes used", st)
+	}
+	waitFor(t, "2 decoders waiting again", func() bool { return r.Stats().Waiting == 2 })
+	render(Spec{Format: PNG, Width: 40}, 700e6)
+	if st := r.Stats(); st.Processes != 6 || st.Prestarted != 2 {
+		t.Fatalf("PNG request: %+v, want 2 processes started for it", st)
+	}
+	waitFor(t, "4 decoders waiting (2 kinds)", func() bool { return r.Stats().Waiting == 4 && running() == 4 })
+	r.Close()
+	waitFor(t, "no decoder left after Close", func() bool { return r.Stats().Waiting == 0 && running() == 0 })
+	render(Spec{Format: JPEG, Width: 80}, 300e6) // still works, starts none in advance
+	time.Sleep(100 * time.Millisecond)
+	if st := r.Stats(); st.Waiting != 0 || running() != 0 {
+		t.Fatalf("after Close: %+v, %d running", st, running())
+	}
+
+	// Idle decoders stop by themselves.
+	r2 := newTestRenderer(t, Config{FFmpeg: wrapper, Concurrency: 2, PrestartIdle: 300 * time.Millisecond})
+	r = r2
+	render(Spec{Format: JPEG, Width: 80}, 0)
+	waitFor(t, "the waiting decoders to stop when idle", func() bool { return r2.Stats().Waiting == 0 && running() == 0 })
 }

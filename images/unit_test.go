@@ -245,3 +245,43 @@ func FuzzAnnexB(f *testing.F) {
 		}
 	})
 }
+
+// TestPad: after pad, a wanted access unit starts on the grid and an
+// unwanted one at least slack bytes from it (so no position ffmpeg may
+// report for it is selected), and what pad wrote is one filler data NAL
+// unit the converter's rules leave alone.
+func TestPad(t *testing.T) {
+	for _, c := range []*trackConfig{{codec: codecH264}, {codec: codecHEVC}} {
+		hdr := fillerH264
+		if c.codec == codecHEVC {
+			hdr = fillerHEVC
+		}
+		for n := range 3 * grid {
+			for _, wanted := range []bool{true, false} {
+				before := bytes.Repeat([]byte{0xaa}, n)
+				out := c.pad(before, wanted)
+				r := len(out) % grid
+				switch {
+				case n == 0 && len(out) != 0:
+					t.Fatalf("%v: %d bytes padded at the start", c.codec, len(out))
+				case n == 0:
+				case wanted && r != 0:
+					t.Fatalf("%v: %d bytes, wanted: next start %d, off the grid", c.codec, n, len(out))
+				case !wanted && (r < slack || r > grid-slack):
+					t.Fatalf("%v: %d bytes, unwanted: next start %d, within %d of the grid", c.codec, n, len(out), slack)
+				}
+				fill := out[n:]
+				if len(fill) == 0 {
+					continue
+				}
+				if len(fill) > 2*grid || !bytes.HasPrefix(fill, append(append([]byte{}, startCode...), hdr...)) || fill[len(fill)-1] != 0x80 ||
+					bytes.Count(fill[len(startCode)+len(hdr):len(fill)-1], []byte{0xff}) != len(fill)-len(startCode)-len(hdr)-1 {
+					t.Fatalf("%v: filler %x", c.codec, fill)
+				}
+				if c.isVCL(fill[len(startCode):]) || c.isDelimiter(fill[len(startCode):]) {
+					t.Fatalf("%v: the filler is a slice or a delimiter", c.codec)
+				}
+			}
+		}
+	}
+}

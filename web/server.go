@@ -212,6 +212,10 @@ func New(cfg Config) *Server {
 	return s
 }
 
+// Close stops what the server runs besides its handlers: GetImages' idle
+// decoder processes. Call it when the server is done serving.
+func (s *Server) Close() { s.images.Close() }
+
 // SetReady makes /healthz answer 200.
 func (s *Server) SetReady() { s.ready.Store(true) }
 

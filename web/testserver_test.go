@@ -85,6 +85,7 @@ func (ts *testServer) Close() {
 	ts.Store.Drain()
 	ts.http.CloseClientConnections()
 	ts.http.Close()
+	ts.Server.Close()
 	ts.Store.Close()
 	ts.http = nil
 }

@@ -174,6 +174,7 @@ func serve(args []string) error {
 		hs.Close()
 	}
 	srv.WaitLingering(5 * time.Second)
+	srv.Close()
 	return store.Close()
 }
 

@@ -69,6 +69,11 @@ type clip struct {
 type cluster struct {
 	timecode int64
 	blocks   []block // raw cluster children except the Timecode
+	// tags are the Segment-level Tags elements that followed the cluster
+	// in the file (fragment metadata, as the KVS producers send it after
+	// each cluster), sent after its frames.
+	tags [][]byte
+	lead [][]byte // Tags before it (the first cluster: those before any cluster)
 }
 
 type block struct {
@@ -81,7 +86,8 @@ func load(r io.Reader) (*clip, error) {
 	rd := mkv.NewReader(r)
 	c := &clip{scale: 1000000}
 	var cur *cluster
-	earliest, lastEnd := int64(1<<62), int64(-1<<62)
+	var pending [][]byte // Tags before the first cluster
+	spans := map[uint64]*trackSpan{}
 	for {
 		ev, err := rd.Next()
 		if err == io.EOF {
@@ -106,35 +112,60 @@ func load(r io.Reader) (*clip, error) {
 		case mkv.KindClusterStart:
 			c.clusters = append(c.clusters, cluster{})
 			cur = &c.clusters[len(c.clusters)-1]
+		case mkv.KindTags:
+			if cur == nil {
+				pending = append(pending, bytes.Clone(ev.Raw))
+			} else {
+				cur.tags = append(cur.tags, bytes.Clone(ev.Raw))
+			}
 		case mkv.KindTimecode:
 			cur.timecode = ev.Timecode
 		case mkv.KindBlock:
 			rel := int64(ev.Block.Timecode)
 			cur.blocks = append(cur.blocks, block{raw: bytes.Clone(ev.Raw), rel: rel})
-			earliest, lastEnd = min(earliest, cur.timecode+rel), max(lastEnd, cur.timecode+rel)
+			at := cur.timecode + rel
+			if sp := spans[ev.Block.Track]; sp == nil {
+				spans[ev.Block.Track] = &trackSpan{first: at, last: at, n: 1}
+			} else {
+				sp.first, sp.last, sp.n = min(sp.first, at), max(sp.last, at), sp.n+1
+			}
 		}
 	}
 	if len(c.clusters) == 0 {
 		return nil, errors.New("producer: no clusters in the file")
 	}
-	// A loop pass lasts from the earliest frame (audio may come before the
-	// first cluster's timecode) to one frame interval past the last, so
-	// that every frame of the next pass comes after every frame of this one
-	// on each track (PutMedia's rule 4004).
-	n := 0
-	for _, cl := range c.clusters {
-		n += len(cl.blocks)
-	}
-	if n == 0 {
+	if len(spans) == 0 {
 		return nil, errors.New("producer: no frames in the file")
 	}
-	c.duration = lastEnd - earliest
-	if n > 1 {
-		c.duration += max(1, c.duration/int64(n-1))
-	} else {
-		c.duration = max(c.duration, 1)
-	}
+	c.clusters[0].lead = pending
+	c.duration = passLength(spans)
 	return c, nil
+}
+
+// trackSpan is one track's frames in a file: the earliest and the latest
+// frame's timecode and the frame count.
+type trackSpan struct{ first, last, n int64 }
+
+// passLength is how far a loop pass shifts timecodes: the longest track's
+// length, each track measured from its first frame to one frame interval
+// (its average) past its last. Every frame of the next pass then comes
+// after every frame of this one on each track (PutMedia's rule 4004), and
+// the longest track continues without a gap: the others, a little shorter,
+// get a gap of the difference (the demo clip's video 27 ms, less than the
+// 50 ms that players and discontinuity rules tolerate). Measuring from the
+// earliest frame of any track instead (the demo's audio starts about 0.1 s
+// before its video) would leave that lead as a gap in every track at every
+// pass.
+func passLength(tracks map[uint64]*trackSpan) int64 {
+	var longest int64 = 1
+	for _, sp := range tracks {
+		l := sp.last - sp.first
+		if sp.n > 1 {
+			l += max(1, l/(sp.n-1))
+		}
+		longest = max(longest, l)
+	}
+	return longest
 }
 
 func infoElement(scale int64) []byte {
@@ -232,6 +263,12 @@ func (o *Options) send(ctx context.Context, w io.Writer, c *clip, start time.Tim
 	for {
 		for _, cl := range c.clusters {
 			tc := cl.timecode - first + shift
+			for _, t := range cl.lead {
+				if _, err := w.Write(t); err != nil {
+					return err
+				}
+				stats.Bytes += int64(len(t))
+			}
 			hdr := []byte{0x1F, 0x43, 0xB6, 0x75, 0xFF, 0xE7, 0x88}
 			hdr = appendUint64(hdr, uint64(tc))
 			if err := o.wait(ctx, start, tc*c.scale); err != nil {
@@ -249,6 +286,13 @@ func (o *Options) send(ctx context.Context, w io.Writer, c *clip, start time.Tim
 					return err
 				}
 				stats.Bytes += int64(len(b.raw))
+			}
+			// Tags end the cluster (its size is unknown) and belong to it.
+			for _, t := range cl.tags {
+				if _, err := w.Write(t); err != nil {
+					return err
+				}
+				stats.Bytes += int64(len(t))
 			}
 			stats.Clusters++
 		}

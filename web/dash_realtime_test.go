@@ -1,0 +1,53 @@
+package web
+
+import (
+	"testing"
+	"time"
+
+	"github.com/kvsgate/kvsgate/fragments"
+)
+
+// TestDashPlayersRealtimeOnDemand plays an ON_DEMAND session over server
+// timestamps of the demo stream (the demo clip fed in real time, looped:
+// its audio starts about 0.1 s before its video, and server timestamps are
+// arrival times with jitter) in dash.js for 15 s. Such a stream is
+// continuous: its MPD has one Period, and playback advances the whole way.
+func TestDashPlayersRealtimeOnDemand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives Chromium")
+	}
+	requirePlayers(t)
+	ts := newTestServer(t, nil, fragments.Config{})
+	d := dashClient{hlsClient{t, ts}}
+	from := time.Now().Add(-time.Second)
+	feedDemo(t, ts, "demo", nil, 26) // about 25 s at 1 s a fragment
+	to := time.Now()
+	st, err := ts.Store.Index.Stream("demo", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	frags, err := ts.Store.Index.Fragments(fragments.FragmentQuery{StreamID: st.ID, By: fragments.ByServer, To: 1<<63 - 1, AfterTS: -1, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range frags {
+		if i > 0 {
+			p := frags[i-1]
+			t.Logf("fragment %d: server gap %+d ms, producer gap %+d ms, duration %d ms", f.Ordinal,
+				(f.ServerNS-p.ServerNS-p.DurationNS)/1e6, (f.ProducerNS-p.ProducerNS-p.DurationNS)/1e6, f.DurationNS/1e6)
+		}
+	}
+	u := d.mustSessionURL(map[string]any{"StreamName": "demo", "PlaybackMode": "ON_DEMAND",
+		"DASHFragmentSelector": map[string]any{"FragmentSelectorType": "SERVER_TIMESTAMP",
+			"TimestampRange": map[string]any{"StartTimestamp": float64(from.UnixMilli()) / 1000, "EndTimestamp": float64(to.UnixMilli()) / 1000}}})
+	body, m := d.manifest(u)
+	t.Logf("%d Periods\n%s", len(m.Periods), body)
+	if len(m.Periods) != 1 {
+		t.Errorf("%d Periods, want 1 (a continuous stream)", len(m.Periods))
+	}
+	r := playInBrowserWith(t, playOptions{Player: "dashjs", URL: u, Seconds: 15, Timeout: 60 * time.Second})
+	t.Logf("%s", r)
+	if !r.OK || len(r.Errors) > 0 || r.Advanced < 15 || r.CurrentTime < 15 {
+		t.Fatalf("did not play 15 s: %s\n%s", r, r.Raw)
+	}
+}

@@ -65,10 +65,11 @@ type Manifest struct {
 	// the (first) Period's start.
 	PresentationTimeOffset int64
 	// PeriodGap > 0 starts a new Period after every gap longer than it
-	// (Timescale units) between a segment's end and the next one's start.
-	// Such a Period starts where the previous one ends, and its
-	// presentationTimeOffset is its first segment's time: the gap is left
-	// out of the presentation, the timeline keeps the true times.
+	// (Timescale units) between a segment's end and the next one's start,
+	// unless the next segment is Joined. Such a Period starts where the
+	// previous one ends, and its presentationTimeOffset is its first
+	// segment's time: the gap is left out of the presentation, the timeline
+	// keeps the true times.
 	PeriodGap int64
 	// UTCTiming is the URL of the server's clock (dynamic; "" for none).
 	UTCTiming string
@@ -107,6 +108,13 @@ type Segment struct {
 	// TimestampMS is the fragment's timestamp in the session's timestamp
 	// source, unix milliseconds (kvs:ts).
 	TimestampMS int64
+	// Joined (with PeriodGap): the segment continues the previous one
+	// although their times leave a gap longer than PeriodGap (the caller
+	// found their media continuous: a timestamp that is not where the media
+	// starts, or the jitter of server timestamps). It stays in the previous
+	// one's Period, which is listed as lasting up to it: the timeline of a
+	// Period has no hole for a player to stop at.
+	Joined bool
 }
 
 // doc is the MPD with kvsgate's namespace declared on it (go-dash's MPD has
@@ -198,7 +206,7 @@ func (m *Manifest) runs() []run {
 	rs := []run{{first: 0, start: m.PeriodStart, pto: m.PresentationTimeOffset}}
 	for i := 1; i < len(m.Segments); i++ {
 		prev := &m.Segments[i-1]
-		if m.PeriodGap <= 0 || m.Segments[i].Time-(prev.Time+prev.Duration) <= m.PeriodGap {
+		if m.PeriodGap <= 0 || m.Segments[i].Joined || m.Segments[i].Time-(prev.Time+prev.Duration) <= m.PeriodGap {
 			continue
 		}
 		r := &rs[len(rs)-1]
@@ -214,11 +222,15 @@ func (m *Manifest) runs() []run {
 func ticks(n int64) time.Duration { return time.Duration(n) * (time.Second / Timescale) }
 
 // duration is segment i's duration as listed: an overlap with the next
-// segment is cut off.
+// segment is cut off, and a gap before a Joined next segment filled.
 func (m *Manifest) duration(i int) int64 {
 	d := m.Segments[i].Duration
 	if i+1 < len(m.Segments) {
-		d = min(d, m.Segments[i+1].Time-m.Segments[i].Time)
+		next := m.Segments[i+1].Time - m.Segments[i].Time
+		if m.PeriodGap > 0 && m.Segments[i+1].Joined {
+			return next
+		}
+		d = min(d, next)
 	}
 	return d
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,11 +70,11 @@ type clip struct {
 type cluster struct {
 	timecode int64
 	blocks   []block // raw cluster children except the Timecode
-	// tags are the Segment-level Tags elements that followed the cluster
-	// in the file (fragment metadata, as the KVS producers send it after
-	// each cluster), sent after its frames.
+	// tags are the Segment-level Tags elements of the cluster in the file:
+	// those after it (fragment metadata, as the KVS producers send it), or
+	// before it when they open its fragment (GetMedia output), sent after
+	// its frames as the KVS producers do.
 	tags [][]byte
-	lead [][]byte // Tags before it (the first cluster: those before any cluster)
 }
 
 type block struct {
@@ -86,7 +87,10 @@ func load(r io.Reader) (*clip, error) {
 	rd := mkv.NewReader(r)
 	c := &clip{scale: 1000000}
 	var cur *cluster
-	var pending [][]byte // Tags before the first cluster
+	// Tags that belong to the next cluster: those before the first, and a
+	// GetMedia output's, which open a fragment (its fragment number)
+	// rather than follow one.
+	var pending [][]byte
 	spans := map[uint64]*trackSpan{}
 	for {
 		ev, err := rd.Next()
@@ -110,13 +114,17 @@ func load(r io.Reader) (*clip, error) {
 			c.header = append(c.header, infoElement(c.scale)...)
 			c.header = append(c.header, ev.Raw...)
 		case mkv.KindClusterStart:
-			c.clusters = append(c.clusters, cluster{})
-			cur = &c.clusters[len(c.clusters)-1]
+			c.clusters = append(c.clusters, cluster{tags: pending})
+			cur, pending = &c.clusters[len(c.clusters)-1], nil
 		case mkv.KindTags:
-			if cur == nil {
-				pending = append(pending, bytes.Clone(ev.Raw))
-			} else {
-				cur.tags = append(cur.tags, bytes.Clone(ev.Raw))
+			t := forwardTags(ev.Raw, ev.Tags)
+			opens := slices.ContainsFunc(ev.Tags, func(t mkv.SimpleTag) bool { return t.Name == fragmentNumberTag })
+			switch {
+			case t == nil:
+			case cur == nil || opens:
+				pending = append(pending, t)
+			default:
+				cur.tags = append(cur.tags, t)
 			}
 		case mkv.KindTimecode:
 			cur.timecode = ev.Timecode
@@ -137,9 +145,35 @@ func load(r io.Reader) (*clip, error) {
 	if len(spans) == 0 {
 		return nil, errors.New("producer: no frames in the file")
 	}
-	c.clusters[0].lead = pending
 	c.duration = passLength(spans)
 	return c, nil
+}
+
+// endOfFragment is the tag that ends a fragment (a KVS producer may send it
+// after a cluster); the only AWS_ tag PutMedia accepts.
+const endOfFragment = "AWS_KINESISVIDEO_END_OF_FRAGMENT"
+
+// fragmentNumberTag starts a fragment's tags in GetMedia output, before its cluster.
+const fragmentNumberTag = "AWS_KINESISVIDEO_FRAGMENT_NUMBER"
+
+// forwardTags is the Tags element to send for one in the file: as it is
+// when PutMedia accepts all its tags, else rebuilt without the AWS_ tags it
+// refuses (a GetMedia output's fragment numbers and timestamps), nil when
+// none is left.
+func forwardTags(raw []byte, tags []mkv.SimpleTag) []byte {
+	keep := make([]mkv.SimpleTag, 0, len(tags))
+	for _, t := range tags {
+		if !strings.HasPrefix(t.Name, "AWS_") || t.Name == endOfFragment {
+			keep = append(keep, t)
+		}
+	}
+	switch {
+	case len(keep) == 0:
+		return nil
+	case len(keep) == len(tags):
+		return bytes.Clone(raw)
+	}
+	return mkv.Tags(keep)
 }
 
 // trackSpan is one track's frames in a file: the earliest and the latest
@@ -263,12 +297,6 @@ func (o *Options) send(ctx context.Context, w io.Writer, c *clip, start time.Tim
 	for {
 		for _, cl := range c.clusters {
 			tc := cl.timecode - first + shift
-			for _, t := range cl.lead {
-				if _, err := w.Write(t); err != nil {
-					return err
-				}
-				stats.Bytes += int64(len(t))
-			}
 			hdr := []byte{0x1F, 0x43, 0xB6, 0x75, 0xFF, 0xE7, 0x88}
 			hdr = appendUint64(hdr, uint64(tc))
 			if err := o.wait(ctx, start, tc*c.scale); err != nil {

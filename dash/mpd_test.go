@@ -155,6 +155,32 @@ func TestPeriodsAtGaps(t *testing.T) {
 	}
 }
 
+// TestJoinedSegments: a Joined segment stays in its predecessor's Period
+// however far apart their times are, and the predecessor is listed up to
+// it (no hole in the Period's timeline); the presentation lasts as long.
+func TestJoinedSegments(t *testing.T) {
+	m := &Manifest{Tracks: tracks()[:1], PresentationTimeOffset: 1000, PeriodGap: 50, Segments: []Segment{
+		{Time: 1000, Duration: 1000}, {Time: 2088, Duration: 1000, Joined: true}, // 88 ms apart, joined
+		{Time: 3050, Duration: 1000}, // an overlap: shortened as ever
+		{Time: 6000, Duration: 1000}, // a gap not joined: a new Period
+	}}
+	text := write(t, m)
+	doc, err := mpd.ReadFromString(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Periods) != 2 {
+		t.Fatalf("%d Periods, want 2\n%s", len(doc.Periods), text)
+	}
+	tl := timelines(text)
+	if strings.Join(tl, " || ") != `<S t="1000" d="1088"/>|<S d="962"/>|<S d="1000"/> || <S t="6000" d="1000"/>` {
+		t.Errorf("timelines %q", tl)
+	}
+	if *doc.MediaPresentationDuration != "PT4.05S" {
+		t.Errorf("duration %s, want PT4.05S", *doc.MediaPresentationDuration)
+	}
+}
+
 func TestDynamic(t *testing.T) {
 	m := &Manifest{Dynamic: true, Tracks: tracks()[:1], Segments: []Segment{{Time: 1790000000000, Duration: 2000}},
 		AvailabilityStart: time.Unix(0, 0), PublishTime: time.UnixMilli(1790000002345), MinimumUpdatePeriod: time.Second,

@@ -25,11 +25,11 @@ func TestJoined(t *testing.T) {
 		return &session.Entry{Fragment: fragments.Fragment{ServerNS: server * ms, ProducerNS: producer * ms, DurationNS: 1000 * ms}}
 	}
 	cases := []struct {
-		name             string
-		producer         bool
-		prev, cur        *session.Entry
+		name              string
+		producer          bool
+		prev, cur         *session.Entry
 		prevLead, curLead int64
-		want             bool
+		want              bool
 	}{
 		// The demo clip at its loop: timestamps 88 ms apart, the video 26 ms.
 		{"lead", true, entry(0, 8939), entry(0, 10027), 82, 0, true},

@@ -112,8 +112,9 @@ type Segment struct {
 	// although their times leave a gap longer than PeriodGap (the caller
 	// found their media continuous: a timestamp that is not where the media
 	// starts, or the jitter of server timestamps). It stays in the previous
-	// one's Period, which is listed as lasting up to it: the timeline of a
-	// Period has no hole for a player to stop at.
+	// one's Period, which is listed as lasting up to it, as with any gap
+	// inside a Period: the timeline of a Period has no hole for a player to
+	// stop at.
 	Joined bool
 }
 
@@ -222,12 +223,16 @@ func (m *Manifest) runs() []run {
 func ticks(n int64) time.Duration { return time.Duration(n) * (time.Second / Timescale) }
 
 // duration is segment i's duration as listed: an overlap with the next
-// segment is cut off, and a gap before a Joined next segment filled.
+// segment is cut off, and with PeriodGap a gap before the next segment of
+// the same Period filled. dash.js 5.2.1 ends a static presentation at a
+// hole in its timeline, even one of a millisecond (server timestamps have
+// such holes all the time); the media itself is where its decode times
+// put it, and players step over a small hole in the buffer.
 func (m *Manifest) duration(i int) int64 {
 	d := m.Segments[i].Duration
 	if i+1 < len(m.Segments) {
 		next := m.Segments[i+1].Time - m.Segments[i].Time
-		if m.PeriodGap > 0 && m.Segments[i+1].Joined {
+		if m.PeriodGap > 0 && (m.Segments[i+1].Joined || next-d <= m.PeriodGap) {
 			return next
 		}
 		d = min(d, next)

@@ -147,7 +147,7 @@ func TestPeriodsAtGaps(t *testing.T) {
 		}
 	}
 	tl := timelines(text)
-	if strings.Join(tl, " || ") != `<S t="1000" d="1000"/>|<S t="2030" d="1000"/> || <S t="6000" d="1000"/>|<S d="500"/> || <S t="7551" d="1000"/>` {
+	if strings.Join(tl, " || ") != `<S t="1000" d="1030"/>|<S d="1000"/> || <S t="6000" d="1000"/>|<S d="500"/> || <S t="7551" d="1000"/>` {
 		t.Errorf("timelines %q", tl)
 	}
 	if *doc.MediaPresentationDuration != "PT4.53S" {

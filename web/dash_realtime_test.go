@@ -1,11 +1,16 @@
 package web
 
 import (
+	"bytes"
+	"context"
+	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/kvsgate/kvsgate/fragments"
+	"github.com/kvsgate/kvsgate/fragments/producer"
 )
 
 // TestDashPlayersRealtimeOnDemand plays an ON_DEMAND session over server
@@ -57,5 +62,36 @@ func TestDashPlayersRealtimeOnDemand(t *testing.T) {
 	t.Logf("%s", r)
 	if !r.OK || len(r.Errors) > 0 || r.Advanced < 15 || r.CurrentTime < 15 {
 		t.Fatalf("did not play 15 s: %s\n%s", r, r.Raw)
+	}
+}
+
+// TestDashOnDemandLoopOnePeriod: the demo clip looped by the put client
+// (as fast as it goes) makes fragments whose producer timestamps are up to
+// about 90 ms off their predecessors' ends (the audio's varying lead over
+// the video, and the loop), while the video is continuous: an ON_DEMAND
+// MPD over them has one Period, with no hole in its timeline.
+func TestDashOnDemandLoopOnePeriod(t *testing.T) {
+	ts := newTestServer(t, nil, fragments.Config{})
+	d := dashClient{hlsClient{t, ts}}
+	data, err := os.ReadFile(demoClip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var persisted atomic.Int64
+	start := time.Now()
+	producer.Put(ctx, bytes.NewReader(data), producer.Options{Endpoint: ts.URL, Stream: "loop", Create: true, Loop: true,
+		OnAck: func(a producer.Ack) {
+			if a.EventType == "PERSISTED" && persisted.Add(1) == 25 {
+				cancel()
+			}
+		}})
+	if persisted.Load() < 25 {
+		t.Fatalf("%d fragments persisted", persisted.Load())
+	}
+	body, m := d.manifest(d.mustSessionURL(dashOnDemandBody("loop", start.Add(-time.Second).UnixMilli(), start.Add(time.Minute).UnixMilli())))
+	if len(m.Periods) != 1 || strings.Count(body, `<S t="`) != 2 {
+		t.Fatalf("%d Periods, %d S@t (want 1, and 2: one a track)\n%s", len(m.Periods), strings.Count(body, `<S t="`), body)
 	}
 }

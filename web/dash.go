@@ -224,22 +224,29 @@ func (s *Server) dashSegments(sess *session.Session, h *fragments.Header, w *ses
 // Only such apparent gaps load the two fragments' sample tables, so a
 // continuous stream costs nothing here.
 func (s *Server) joinSegments(sess *session.Session, streamID int64, gap int64, segs []dash.Segment, listed []*session.Entry) error {
-	lead := func(e *session.Entry) (int64, error) {
-		meta, err := s.store.Index.Meta(streamID, e.Ordinal)
+	// The lead of the segment last looked at: of gaps one after another,
+	// each fragment's sample table is read once.
+	known, knownLead := -1, int64(0)
+	lead := func(i int) (int64, error) {
+		if i == known {
+			return knownLead, nil
+		}
+		meta, err := s.store.Index.Meta(streamID, listed[i].Ordinal)
 		if err != nil {
 			return 0, err
 		}
-		return session.FirstTrackLead(meta.Samples), nil
+		known, knownLead = i, session.FirstTrackLead(meta.Samples)
+		return knownLead, nil
 	}
 	for i := 1; i < len(segs); i++ {
 		if segs[i].Time-(segs[i-1].Time+segs[i-1].Duration) <= gap {
 			continue
 		}
-		prevLead, err := lead(listed[i-1])
+		prevLead, err := lead(i - 1)
 		if err != nil {
 			return err
 		}
-		curLead, err := lead(listed[i])
+		curLead, err := lead(i)
 		if err != nil {
 			return err
 		}

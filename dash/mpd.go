@@ -2,11 +2,13 @@
 // sessions. It knows nothing of HTTP or of the fragment index: the web
 // layer hands it the tracks and the segment timeline of a session's window.
 //
-// An MPD has one Period and one AdaptationSet (with one Representation)
-// per track. Segments are addressed by time: every AdaptationSet has a
+// An MPD has one Period (static MPDs: one per continuous run, see
+// Manifest.PeriodGap) and one AdaptationSet (with one Representation) per
+// track. Segments are addressed by time: every AdaptationSet has a
 // SegmentTemplate whose media URL carries $Time$, the segment's start in
 // the timeline's timescale (milliseconds), and a SegmentTimeline that lists
-// every segment (S@t, S@d) at its true time, gaps included.
+// every segment at its true time (S@t), gaps included (in a static Period
+// a segment is listed up to the next one: S@d covers a small gap).
 //
 // github.com/zencoder/go-dash builds and marshals everything but the S
 // elements: its SegmentTimelineSegment has no room for the kvs:fn and

@@ -2,11 +2,13 @@
 // sessions. It knows nothing of HTTP or of the fragment index: the web
 // layer hands it the tracks and the segment timeline of a session's window.
 //
-// An MPD has one Period and one AdaptationSet (with one Representation)
-// per track. Segments are addressed by time: every AdaptationSet has a
+// An MPD has one Period (static MPDs: one per continuous run, see
+// Manifest.PeriodGap) and one AdaptationSet (with one Representation) per
+// track. Segments are addressed by time: every AdaptationSet has a
 // SegmentTemplate whose media URL carries $Time$, the segment's start in
 // the timeline's timescale (milliseconds), and a SegmentTimeline that lists
-// every segment (S@t, S@d) at its true time, gaps included.
+// every segment at its true time (S@t), gaps included (in a static Period
+// a segment is listed up to the next one: S@d covers a small gap).
 //
 // github.com/zencoder/go-dash builds and marshals everything but the S
 // elements: its SegmentTimelineSegment has no room for the kvs:fn and
@@ -65,10 +67,11 @@ type Manifest struct {
 	// the (first) Period's start.
 	PresentationTimeOffset int64
 	// PeriodGap > 0 starts a new Period after every gap longer than it
-	// (Timescale units) between a segment's end and the next one's start.
-	// Such a Period starts where the previous one ends, and its
-	// presentationTimeOffset is its first segment's time: the gap is left
-	// out of the presentation, the timeline keeps the true times.
+	// (Timescale units) between a segment's end and the next one's start,
+	// unless the next segment is Joined. Such a Period starts where the
+	// previous one ends, and its presentationTimeOffset is its first
+	// segment's time: the gap is left out of the presentation, the timeline
+	// keeps the true times.
 	PeriodGap int64
 	// UTCTiming is the URL of the server's clock (dynamic; "" for none).
 	UTCTiming string
@@ -107,6 +110,14 @@ type Segment struct {
 	// TimestampMS is the fragment's timestamp in the session's timestamp
 	// source, unix milliseconds (kvs:ts).
 	TimestampMS int64
+	// Joined (with PeriodGap): the segment continues the previous one
+	// although their times leave a gap longer than PeriodGap (the caller
+	// found their media continuous: a timestamp that is not where the media
+	// starts, or the jitter of server timestamps). It stays in the previous
+	// one's Period, which is listed as lasting up to it, as with any gap
+	// inside a Period: the timeline of a Period has no hole for a player to
+	// stop at.
+	Joined bool
 }
 
 // doc is the MPD with kvsgate's namespace declared on it (go-dash's MPD has
@@ -198,7 +209,7 @@ func (m *Manifest) runs() []run {
 	rs := []run{{first: 0, start: m.PeriodStart, pto: m.PresentationTimeOffset}}
 	for i := 1; i < len(m.Segments); i++ {
 		prev := &m.Segments[i-1]
-		if m.PeriodGap <= 0 || m.Segments[i].Time-(prev.Time+prev.Duration) <= m.PeriodGap {
+		if m.PeriodGap <= 0 || m.Segments[i].Joined || m.Segments[i].Time-(prev.Time+prev.Duration) <= m.PeriodGap {
 			continue
 		}
 		r := &rs[len(rs)-1]
@@ -214,11 +225,19 @@ func (m *Manifest) runs() []run {
 func ticks(n int64) time.Duration { return time.Duration(n) * (time.Second / Timescale) }
 
 // duration is segment i's duration as listed: an overlap with the next
-// segment is cut off.
+// segment is cut off, and with PeriodGap a gap before the next segment of
+// the same Period filled. dash.js 5.2.1 ends a static presentation at a
+// hole in its timeline, even one of a millisecond (server timestamps have
+// such holes all the time); the media itself is where its decode times
+// put it, and players step over a small hole in the buffer.
 func (m *Manifest) duration(i int) int64 {
 	d := m.Segments[i].Duration
 	if i+1 < len(m.Segments) {
-		d = min(d, m.Segments[i+1].Time-m.Segments[i].Time)
+		next := m.Segments[i+1].Time - m.Segments[i].Time
+		if m.PeriodGap > 0 && (m.Segments[i+1].Joined || next-d <= m.PeriodGap) {
+			return next
+		}
+		d = min(d, next)
 	}
 	return d
 }

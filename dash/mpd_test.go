@@ -147,11 +147,37 @@ func TestPeriodsAtGaps(t *testing.T) {
 		}
 	}
 	tl := timelines(text)
-	if strings.Join(tl, " || ") != `<S t="1000" d="1000"/>|<S t="2030" d="1000"/> || <S t="6000" d="1000"/>|<S d="500"/> || <S t="7551" d="1000"/>` {
+	if strings.Join(tl, " || ") != `<S t="1000" d="1030"/>|<S d="1000"/> || <S t="6000" d="1000"/>|<S d="500"/> || <S t="7551" d="1000"/>` {
 		t.Errorf("timelines %q", tl)
 	}
 	if *doc.MediaPresentationDuration != "PT4.53S" {
 		t.Errorf("duration %s, want PT4.53S (the gaps left out)", *doc.MediaPresentationDuration)
+	}
+}
+
+// TestJoinedSegments: a Joined segment stays in its predecessor's Period
+// however far apart their times are, and the predecessor is listed up to
+// it (no hole in the Period's timeline); the presentation lasts as long.
+func TestJoinedSegments(t *testing.T) {
+	m := &Manifest{Tracks: tracks()[:1], PresentationTimeOffset: 1000, PeriodGap: 50, Segments: []Segment{
+		{Time: 1000, Duration: 1000}, {Time: 2088, Duration: 1000, Joined: true}, // 88 ms apart, joined
+		{Time: 3050, Duration: 1000}, // an overlap: shortened as ever
+		{Time: 6000, Duration: 1000}, // a gap not joined: a new Period
+	}}
+	text := write(t, m)
+	doc, err := mpd.ReadFromString(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Periods) != 2 {
+		t.Fatalf("%d Periods, want 2\n%s", len(doc.Periods), text)
+	}
+	tl := timelines(text)
+	if strings.Join(tl, " || ") != `<S t="1000" d="1088"/>|<S d="962"/>|<S d="1000"/> || <S t="6000" d="1000"/>` {
+		t.Errorf("timelines %q", tl)
+	}
+	if *doc.MediaPresentationDuration != "PT4.05S" {
+		t.Errorf("duration %s, want PT4.05S", *doc.MediaPresentationDuration)
 	}
 }
 

@@ -35,7 +35,8 @@ import (
 //     Period on the wall clock, where a gap is time passing; static MPDs
 //     (ON_DEMAND) a Period per continuous run, laid end to end, since
 //     dash.js ends a static presentation at a gap in its timeline (see
-//     dash.Manifest.PeriodGap and README.md, "DASH manifests").
+//     dash.Manifest.PeriodGap and README.md, "DASH manifests"). Whether a
+//     run continues is measured on the first track (joinSegments).
 
 const (
 	dashMIME     = "application/dash+xml"
@@ -217,6 +218,43 @@ func (s *Server) dashSegments(sess *session.Session, h *fragments.Header, w *ses
 	return segs, listed, nil
 }
 
+// joinSegments marks the segments that look like they follow a gap longer
+// than gap (milliseconds) but whose media continues the previous segment's
+// (session.Joined, measured on the first track): they stay in its Period.
+// Only such apparent gaps load the two fragments' sample tables, so a
+// continuous stream costs nothing here.
+func (s *Server) joinSegments(sess *session.Session, streamID int64, gap int64, segs []dash.Segment, listed []*session.Entry) error {
+	// The lead of the segment last looked at: of gaps one after another,
+	// each fragment's sample table is read once.
+	known, knownLead := -1, int64(0)
+	lead := func(i int) (int64, error) {
+		if i == known {
+			return knownLead, nil
+		}
+		meta, err := s.store.Index.Meta(streamID, listed[i].Ordinal)
+		if err != nil {
+			return 0, err
+		}
+		known, knownLead = i, session.FirstTrackLead(meta.Samples)
+		return knownLead, nil
+	}
+	for i := 1; i < len(segs); i++ {
+		if segs[i].Time-(segs[i-1].Time+segs[i-1].Duration) <= gap {
+			continue
+		}
+		prevLead, err := lead(i - 1)
+		if err != nil {
+			return err
+		}
+		curLead, err := lead(i)
+		if err != nil {
+			return err
+		}
+		segs[i].Joined = sess.Joined(listed[i-1], listed[i], prevLead, curLead)
+	}
+	return nil
+}
+
 func (s *Server) dashManifest(c echo.Context) error {
 	r, err := s.openSession(c, session.DASH)
 	if err != nil {
@@ -269,6 +307,9 @@ func (s *Server) dashManifest(c echo.Context) error {
 		// Period, laid end to end with the previous one (see dash.Manifest.PeriodGap).
 		m.PresentationTimeOffset = segs[0].Time
 		m.PeriodGap = session.GapTolerance.Milliseconds()
+		if err := s.joinSegments(r.sess, r.st.ID, m.PeriodGap, segs, listed); err != nil {
+			return err
+		}
 	}
 
 	// Codecs, picture and frame rate from the newest fragment, bandwidths

@@ -269,7 +269,14 @@ func TestGetMediaRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, again := gmPost(t, ts.URL, "/getMedia", map[string]any{"StreamName": stream + "-again", "StartSelector": map[string]any{"StartSelectorType": "EARLIEST"}})
-			gmSameFrames(t, src, gmParse(t, again))
+			againParsed := gmParse(t, again)
+			gmSameFrames(t, src, againParsed)
+			// ... and keeps the producer's metadata tags with their fragments.
+			for i, f := range againParsed.fragments {
+				if strings.Contains(file, "tags") && f.tags["TEST_KEY_1"] != got.fragments[i].tags["TEST_KEY_1"] {
+					t.Fatalf("re-ingested fragment %d: TEST_KEY_1 = %q, want %q", i, f.tags["TEST_KEY_1"], got.fragments[i].tags["TEST_KEY_1"])
+				}
+			}
 
 			// GetMediaForFragmentList, in the order given, with an unknown number.
 			list := append([]string{nums[len(nums)-1]}, nums[:len(nums)-1]...)

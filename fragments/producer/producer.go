@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,6 +70,11 @@ type clip struct {
 type cluster struct {
 	timecode int64
 	blocks   []block // raw cluster children except the Timecode
+	// tags are the Segment-level Tags elements of the cluster in the file:
+	// those after it (fragment metadata, as the KVS producers send it), or
+	// before it when they open its fragment (GetMedia output), sent after
+	// its frames as the KVS producers do.
+	tags [][]byte
 }
 
 type block struct {
@@ -81,7 +87,11 @@ func load(r io.Reader) (*clip, error) {
 	rd := mkv.NewReader(r)
 	c := &clip{scale: 1000000}
 	var cur *cluster
-	earliest, lastEnd := int64(1<<62), int64(-1<<62)
+	// Tags that belong to the next cluster: those before the first, and a
+	// GetMedia output's, which open a fragment (its fragment number)
+	// rather than follow one.
+	var pending [][]byte
+	spans := map[uint64]*trackSpan{}
 	for {
 		ev, err := rd.Next()
 		if err == io.EOF {
@@ -104,37 +114,93 @@ func load(r io.Reader) (*clip, error) {
 			c.header = append(c.header, infoElement(c.scale)...)
 			c.header = append(c.header, ev.Raw...)
 		case mkv.KindClusterStart:
-			c.clusters = append(c.clusters, cluster{})
-			cur = &c.clusters[len(c.clusters)-1]
+			c.clusters = append(c.clusters, cluster{tags: pending})
+			cur, pending = &c.clusters[len(c.clusters)-1], nil
+		case mkv.KindTags:
+			t := forwardTags(ev.Raw, ev.Tags)
+			opens := slices.ContainsFunc(ev.Tags, func(t mkv.SimpleTag) bool { return t.Name == fragmentNumberTag })
+			switch {
+			case t == nil:
+			case cur == nil || opens:
+				pending = append(pending, t)
+			default:
+				cur.tags = append(cur.tags, t)
+			}
 		case mkv.KindTimecode:
 			cur.timecode = ev.Timecode
 		case mkv.KindBlock:
 			rel := int64(ev.Block.Timecode)
 			cur.blocks = append(cur.blocks, block{raw: bytes.Clone(ev.Raw), rel: rel})
-			earliest, lastEnd = min(earliest, cur.timecode+rel), max(lastEnd, cur.timecode+rel)
+			at := cur.timecode + rel
+			if sp := spans[ev.Block.Track]; sp == nil {
+				spans[ev.Block.Track] = &trackSpan{first: at, last: at, n: 1}
+			} else {
+				sp.first, sp.last, sp.n = min(sp.first, at), max(sp.last, at), sp.n+1
+			}
 		}
 	}
 	if len(c.clusters) == 0 {
 		return nil, errors.New("producer: no clusters in the file")
 	}
-	// A loop pass lasts from the earliest frame (audio may come before the
-	// first cluster's timecode) to one frame interval past the last, so
-	// that every frame of the next pass comes after every frame of this one
-	// on each track (PutMedia's rule 4004).
-	n := 0
-	for _, cl := range c.clusters {
-		n += len(cl.blocks)
-	}
-	if n == 0 {
+	if len(spans) == 0 {
 		return nil, errors.New("producer: no frames in the file")
 	}
-	c.duration = lastEnd - earliest
-	if n > 1 {
-		c.duration += max(1, c.duration/int64(n-1))
-	} else {
-		c.duration = max(c.duration, 1)
-	}
+	c.duration = passLength(spans)
 	return c, nil
+}
+
+// endOfFragment is the tag that ends a fragment (a KVS producer may send it
+// after a cluster); the only AWS_ tag PutMedia accepts.
+const endOfFragment = "AWS_KINESISVIDEO_END_OF_FRAGMENT"
+
+// fragmentNumberTag starts a fragment's tags in GetMedia output, before its cluster.
+const fragmentNumberTag = "AWS_KINESISVIDEO_FRAGMENT_NUMBER"
+
+// forwardTags is the Tags element to send for one in the file: as it is
+// when PutMedia accepts all its tags, else rebuilt without the AWS_ tags it
+// refuses (a GetMedia output's fragment numbers and timestamps), nil when
+// none is left.
+func forwardTags(raw []byte, tags []mkv.SimpleTag) []byte {
+	keep := make([]mkv.SimpleTag, 0, len(tags))
+	for _, t := range tags {
+		if !strings.HasPrefix(t.Name, "AWS_") || t.Name == endOfFragment {
+			keep = append(keep, t)
+		}
+	}
+	switch {
+	case len(keep) == 0:
+		return nil
+	case len(keep) == len(tags):
+		return bytes.Clone(raw)
+	}
+	return mkv.Tags(keep)
+}
+
+// trackSpan is one track's frames in a file: the earliest and the latest
+// frame's timecode and the frame count.
+type trackSpan struct{ first, last, n int64 }
+
+// passLength is how far a loop pass shifts timecodes: the longest track's
+// length, each track measured from its first frame to one frame interval
+// (its average) past its last. Every frame of the next pass then comes
+// after every frame of this one on each track (PutMedia's rule 4004), and
+// the longest track continues without a gap: the others, a little shorter,
+// get a gap of the difference (the demo clip: its audio lasts 10.026 s, its
+// video 10 s, which gets a 26 ms gap, less than the 50 ms that players and
+// discontinuity rules tolerate). Measuring from the earliest frame of any
+// track to the latest of any, with the average interval of all frames,
+// mixed the tracks: the demo's audio overlapped itself by 8 ms at every
+// pass.
+func passLength(tracks map[uint64]*trackSpan) int64 {
+	var longest int64 = 1
+	for _, sp := range tracks {
+		l := sp.last - sp.first
+		if sp.n > 1 {
+			l += max(1, l/(sp.n-1))
+		}
+		longest = max(longest, l)
+	}
+	return longest
 }
 
 func infoElement(scale int64) []byte {
@@ -249,6 +315,13 @@ func (o *Options) send(ctx context.Context, w io.Writer, c *clip, start time.Tim
 					return err
 				}
 				stats.Bytes += int64(len(b.raw))
+			}
+			// Tags end the cluster (its size is unknown) and belong to it.
+			for _, t := range cl.tags {
+				if _, err := w.Write(t); err != nil {
+					return err
+				}
+				stats.Bytes += int64(len(t))
 			}
 			stats.Clusters++
 		}

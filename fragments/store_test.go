@@ -3,8 +3,6 @@ package fragments_test
 import (
 	"bytes"
 	"context"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -12,22 +10,13 @@ import (
 	"time"
 
 	"github.com/kvsgate/kvsgate/fragments"
+	"github.com/kvsgate/kvsgate/fragments/fragtest"
 	"github.com/kvsgate/kvsgate/fragments/mkv"
-	"github.com/kvsgate/kvsgate/fragments/sqlindex"
 )
 
 func openStore(t *testing.T, dir string) *fragments.Store {
 	t.Helper()
-	idx, err := sqlindex.Open(filepath.Join(dir, "index.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := fragments.NewStore(idx, fragments.DiskPayloads{Dir: filepath.Join(dir, "payload")},
-		fragments.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return fragtest.OpenStore(t, dir)
 }
 
 // put ingests a file and returns the acks.

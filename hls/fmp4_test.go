@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/big"
 	"os"
 	"os/exec"
@@ -20,8 +19,8 @@ import (
 	"github.com/Eyevinn/mp4ff/mp4"
 
 	"github.com/kvsgate/kvsgate/fragments"
+	"github.com/kvsgate/kvsgate/fragments/fragtest"
 	"github.com/kvsgate/kvsgate/fragments/mkv"
-	"github.com/kvsgate/kvsgate/fragments/sqlindex"
 )
 
 // fmNeedTool returns the path of a command line tool, skipping the test if it
@@ -87,22 +86,7 @@ func fmIngest(t testing.TB, file string, relative bool) []*Segment {
 // fmStore opens a new store (closed when the test ends) with one stream.
 func fmStore(t testing.TB) (*fragments.Store, *fragments.Stream) {
 	t.Helper()
-	dir := t.TempDir()
-	idx, err := sqlindex.Open(filepath.Join(dir, "index.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := fragments.NewStore(idx, fragments.DiskPayloads{Dir: filepath.Join(dir, "payload")},
-		fragments.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	st, err := s.CreateStream(fragments.NewStream{Name: "hls", RetentionHours: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, st
+	return fragtest.NewStore(t, "hls", 1)
 }
 
 // fmWrite writes the init segment of a track and the media segments of

@@ -21,8 +21,8 @@ import (
 	"time"
 
 	"github.com/kvsgate/kvsgate/fragments"
+	"github.com/kvsgate/kvsgate/fragments/fragtest"
 	"github.com/kvsgate/kvsgate/fragments/mkv"
-	"github.com/kvsgate/kvsgate/fragments/sqlindex"
 )
 
 // requireFFmpeg returns ffmpeg's path, or skips (fails under
@@ -107,21 +107,7 @@ type testStore struct {
 
 func newTestStore(t testing.TB) *testStore {
 	t.Helper()
-	dir := t.TempDir()
-	idx, err := sqlindex.Open(filepath.Join(dir, "index.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := fragments.NewStore(idx, fragments.DiskPayloads{Dir: filepath.Join(dir, "payload")},
-		fragments.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	st, err := s.CreateStream(fragments.NewStream{Name: "images", RetentionHours: 24})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, st := fragtest.NewStore(t, "images", 24)
 	return &testStore{s: s, st: st, start: map[*Fragment]int64{}}
 }
 

@@ -11,7 +11,6 @@ import (
 	"image/png"
 	"io"
 	"log/slog"
-	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +21,7 @@ import (
 
 	"github.com/kvsgate/kvsgate/fragments"
 	"github.com/kvsgate/kvsgate/fragments/fragtest"
-	"github.com/kvsgate/kvsgate/fragments/mkv"
+	"github.com/kvsgate/kvsgate/images/imagetest"
 )
 
 // requireFFmpeg returns ffmpeg's path, or skips (fails under
@@ -39,64 +38,18 @@ func requireFFmpeg(t testing.TB) string {
 	return p
 }
 
-// The index pattern: a 320x240 picture whose ten blocks (two rows of
-// five, 64x120 each) are white or black for the bits of the frame index,
-// bit 0 top left. Reading it back needs no OCR and survives H.264, scaling
-// to a few pixels a block and JPEG at any sane quality.
-const (
-	patW, patH = 320, 240
-	patBits    = 10
-)
-
-// indexFilter is the lavfi source of the pattern for frames first, first+1, ...
-func indexFilter(fps, first int) string {
-	return fmt.Sprintf("color=c=black:s=%dx%d:r=%d,format=yuv420p,geq=lum='if(bitand(N+%d\\,pow(2\\,floor(X/64)+5*floor(Y/120)))\\,235\\,16)':cb=128:cr=128,noise=alls=16:allf=t",
-		patW, patH, fps, first)
-}
-
-// makeIndexMKV encodes seconds of the pattern (frame indexes from first,
-// the first frame at first/fps s) with 1 s GOPs and B-frames as Matroska.
+// makeIndexMKV encodes seconds of the index pattern (imagetest; frame
+// indexes from first, the first frame at first/fps s) with 1 s GOPs and
+// B-frames as Matroska.
 func makeIndexMKV(t testing.TB, dir, name, enc string, fps, first, seconds int) string {
 	t.Helper()
-	ffmpeg := requireFFmpeg(t)
 	path := filepath.Join(dir, name)
-	args := []string{"-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi", "-i", indexFilter(fps, first),
-		"-t", fmt.Sprint(seconds), "-pix_fmt", "yuv420p", "-g", fmt.Sprint(fps), "-keyint_min", fmt.Sprint(fps), "-bf", "3"}
-	switch enc {
-	case "hevc":
-		args = append(args, "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error:bframes=3:b-adapt=0:scenecut=0:open-gop=0")
-	default:
-		args = append(args, "-c:v", "libx264", "-preset", "veryfast", "-sc_threshold", "0", "-x264-params", "b-adapt=0")
-	}
-	args = append(args, "-output_ts_offset", fmt.Sprintf("%d.%03d", first/fps, first%fps*1000/fps), path)
-	if out, err := exec.Command(ffmpeg, args...).CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, out)
-	}
+	imagetest.Encode(t, requireFFmpeg(t), path, enc, fps, first, seconds, fmt.Sprintf("%d.%03d", first/fps, first%fps*1000/fps))
 	return path
 }
 
-// readIndex reads the pattern's index back from an image of any size.
-func readIndex(img image.Image) int {
-	b := img.Bounds()
-	n := 0
-	for bit := range patBits {
-		cx := (bit%5*64 + 32) * b.Dx() / patW
-		cy := (bit/5*120 + 60) * b.Dy() / patH
-		var sum, cnt int
-		for y := cy - 2; y <= cy+2; y++ {
-			for x := cx - 2; x <= cx+2; x++ {
-				if x >= b.Min.X && x < b.Max.X && y >= b.Min.Y && y < b.Max.Y {
-					sum += int(color.GrayModel.Convert(img.At(x, y)).(color.Gray).Y)
-					cnt++
-				}
-			}
-		}
-		if cnt > 0 && sum/cnt > 128 {
-			n |= 1 << bit
-		}
-	}
-	return n
-}
+// readIndex reads the index pattern back from an image of any size.
+func readIndex(img image.Image) int { return imagetest.ReadIndex(img) }
 
 // testStore is a store with one stream for the ingested files.
 type testStore struct {
@@ -254,80 +207,9 @@ func readFile(t testing.TB, path string) []byte {
 }
 
 // corruptFrames overwrites the frames of the given Matroska clusters
-// (0-based) with garbage: keep=true keeps each frame's NAL unit framing
-// (lengths and NAL headers) and randomizes the rest, so the decoder gets
-// well-formed NAL units of nonsense; keep=false randomizes every byte.
+// with garbage (imagetest.Corrupt).
 func corruptFrames(t testing.TB, data []byte, clusters []int, keep bool) []byte {
-	t.Helper()
-	out := bytes.Clone(data)
-	rnd := rand.New(rand.NewSource(7))
-	frames := mkvFrames(t, data)
-	n := 0
-	for _, f := range frames {
-		if !containsInt(clusters, f.cluster) {
-			continue
-		}
-		b := out[f.off : f.off+f.size]
-		if !keep {
-			rnd.Read(b)
-			n++
-			continue
-		}
-		for p := 0; p+4 < len(b); {
-			l := int(uint32(b[p])<<24 | uint32(b[p+1])<<16 | uint32(b[p+2])<<8 | uint32(b[p+3]))
-			if l <= 0 || p+4+l > len(b) {
-				break
-			}
-			if l > 1 {
-				rnd.Read(b[p+5 : p+4+l])
-			}
-			p += 4 + l
-		}
-		n++
-	}
-	if n == 0 {
-		t.Fatal("no frames corrupted")
-	}
-	return out
-}
-
-// mkvFrame is where a frame's bytes are in a Matroska file.
-type mkvFrame struct {
-	cluster   int
-	off, size int
-}
-
-func mkvFrames(t testing.TB, data []byte) []mkvFrame {
-	t.Helper()
-	rd := mkv.NewReader(bytes.NewReader(data))
-	var out []mkvFrame
-	cluster := -1
-	for {
-		ev, err := rd.Next()
-		if err == io.EOF {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch ev.Kind {
-		case mkv.KindClusterStart:
-			cluster++
-		case mkv.KindBlock:
-			for _, f := range ev.Block.Frames {
-				out = append(out, mkvFrame{cluster, int(ev.Offset) + f.Off, f.Len})
-			}
-		}
-	}
-}
-
-func containsInt(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
+	return imagetest.Corrupt(t, data, clusters, keep, 7)
 }
 
 // TestRenderGarbage: frames that are garbage, with or without NAL framing,
@@ -452,7 +334,7 @@ func TestRenderQualityAndFormats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if readIndex(img) != 5 || img.Bounds() != image.Rect(0, 0, patW, patH) {
+	if readIndex(img) != 5 || img.Bounds() != image.Rect(0, 0, imagetest.Width, imagetest.Height) {
 		t.Fatalf("PNG shows %d at %v", readIndex(img), img.Bounds())
 	}
 	// Full range: black blocks are black, white blocks white.
@@ -692,11 +574,11 @@ func markFrames(t testing.TB, data []byte, cluster int, marker string) []byte {
 	t.Helper()
 	out := bytes.Clone(data)
 	n := 0
-	for _, f := range mkvFrames(t, data) {
-		if f.cluster != cluster {
+	for _, f := range imagetest.Frames(t, data) {
+		if f.Cluster != cluster {
 			continue
 		}
-		b := out[f.off : f.off+f.size]
+		b := out[f.Off : f.Off+f.Size]
 		for p := 0; p+4 < len(b); {
 			l := int(uint32(b[p])<<24 | uint32(b[p+1])<<16 | uint32(b[p+2])<<8 | uint32(b[p+3]))
 			if l <= 0 || p+4+l > len(b) {

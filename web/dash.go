@@ -79,15 +79,8 @@ func (s *Server) getDASHStreamingSessionURL(ctx context.Context, in *dashSession
 	if sess.DisplayTimestamp, err = alwaysNever("DisplayFragmentTimestamp", in.DisplayFragmentTimestamp); err != nil {
 		return nil, err
 	}
-	first, err := s.firstFragment(sess, st)
+	first, h, err := s.firstPlayable(sess, st, hls.DASHFMP4)
 	if err != nil {
-		return nil, err
-	}
-	h, err := s.header(first.HeaderID)
-	if err != nil {
-		return nil, err
-	}
-	if err := hls.CheckTracks(h, hls.DASHFMP4); err != nil {
 		return nil, err
 	}
 	if sess.Mode == session.Live {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -165,6 +166,23 @@ func (s *Server) firstFragment(sess *session.Session, st *fragments.Stream) (*se
 	return e, nil
 }
 
+// firstPlayable is firstFragment and its track header, which must meet the
+// track requirements of the container the session plays in.
+func (s *Server) firstPlayable(sess *session.Session, st *fragments.Stream, c hls.Container) (*session.Entry, *fragments.Header, error) {
+	first, err := s.firstFragment(sess, st)
+	if err != nil {
+		return nil, nil, err
+	}
+	h, err := s.header(first.HeaderID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := hls.CheckTracks(h, c); err != nil {
+		return nil, nil, err
+	}
+	return first, h, nil
+}
+
 func (s *Server) getHLSStreamingSessionURL(ctx context.Context, in *hlsSessionIn) (*hlsSessionOut, error) {
 	sess, st, err := s.newSession(ctx, sessionParams{ref: in.streamRef, mode: in.PlaybackMode, selector: in.HLSFragmentSelector,
 		expires: in.Expires, maxResults: in.MaxMediaPlaylistResults}, session.HLS)
@@ -193,22 +211,10 @@ func (s *Server) getHLSStreamingSessionURL(ctx context.Context, in *hlsSessionIn
 	default:
 		return nil, invalidArg("DiscontinuityMode must be ALWAYS, NEVER or ON_DISCONTINUITY")
 	}
-	switch in.DisplayFragmentTimestamp {
-	case "", "NEVER":
-	case "ALWAYS":
-		sess.DisplayTimestamp = true
-	default:
-		return nil, invalidArg("DisplayFragmentTimestamp must be ALWAYS or NEVER")
-	}
-	first, err := s.firstFragment(sess, st)
-	if err != nil {
+	if sess.DisplayTimestamp, err = alwaysNever("DisplayFragmentTimestamp", in.DisplayFragmentTimestamp); err != nil {
 		return nil, err
 	}
-	h, err := s.header(first.HeaderID)
-	if err != nil {
-		return nil, err
-	}
-	if err := hls.CheckTracks(h, container); err != nil {
+	if _, _, err := s.firstPlayable(sess, st, container); err != nil {
 		return nil, err
 	}
 	if s.lowLatency(sess) {
@@ -653,23 +659,31 @@ func (s *Server) serveMP4Media(c echo.Context, proto session.Protocol) error {
 	if track == 0 {
 		return invalidArg("TrackNumber is required")
 	}
-	body, err := s.segments.body(f, segVariant{track: track, producer: r.sess.Producer}, func() ([]byte, error) {
+	body, err := s.segmentBody(r, f, h, segVariant{track: track, producer: r.sess.Producer}, int(f.Size)+4096,
+		func(w io.Writer, seg *hls.Segment) error { return hls.WriteMP4Media(w, seg, track-1) })
+	if err != nil {
+		return err
+	}
+	return send(c, "video/mp4", r.cacheFor(true), body)
+}
+
+// segmentBody returns fragment f as the segment variant v, from the segment
+// cache or built by write into a buffer of about sizeHint bytes.
+func (s *Server) segmentBody(r *hlsRequest, f *fragments.Fragment, h *fragments.Header, v segVariant, sizeHint int,
+	write func(io.Writer, *hls.Segment) error) ([]byte, error) {
+	return s.segments.body(f, v, func() ([]byte, error) {
 		seg, done, err := s.segment(r, f, h)
 		if err != nil {
 			return nil, err
 		}
 		defer done()
 		var buf bytes.Buffer
-		buf.Grow(int(f.Size) + 4096)
-		if err := hls.WriteMP4Media(&buf, seg, track-1); err != nil {
+		buf.Grow(sizeHint)
+		if err := write(&buf, seg); err != nil {
 			return nil, err
 		}
 		return buf.Bytes(), nil
 	})
-	if err != nil {
-		return err
-	}
-	return send(c, "video/mp4", r.cacheFor(true), body)
 }
 
 // segmentBuffers hold media playlists while they are built, so that they go
@@ -695,19 +709,7 @@ func (s *Server) hlsTS(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	body, err := s.segments.body(f, segVariant{ts: true, producer: r.sess.Producer}, func() ([]byte, error) {
-		seg, done, err := s.segment(r, f, h)
-		if err != nil {
-			return nil, err
-		}
-		defer done()
-		var buf bytes.Buffer
-		buf.Grow(int(f.Size)*11/10 + 4096)
-		if err := hls.WriteTS(&buf, seg); err != nil {
-			return nil, err
-		}
-		return buf.Bytes(), nil
-	})
+	body, err := s.segmentBody(r, f, h, segVariant{ts: true, producer: r.sess.Producer}, int(f.Size)*11/10+4096, hls.WriteTS)
 	if err != nil {
 		return err
 	}

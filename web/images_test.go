@@ -6,11 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"image"
-	"image/color"
 	_ "image/jpeg"
 	"image/png"
 	"io"
-	"math/rand"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,8 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
 	amtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
 	"github.com/kvsgate/kvsgate/fragments"
-	"github.com/kvsgate/kvsgate/fragments/mkv"
 	"github.com/kvsgate/kvsgate/images"
+	"github.com/kvsgate/kvsgate/images/imagetest"
 )
 
 // The GetImages tests use a stream whose every frame shows its own index:
@@ -40,56 +38,22 @@ const (
 	imBase   = int64(1_700_000_000) * int64(time.Second) // producer time of frame 0
 	imFPS    = 10
 	imFrame  = int64(time.Second) / imFPS
-	imW, imH = 320, 240
+	imW, imH = imagetest.Width, imagetest.Height
 )
 
-// imMakeMKV encodes frames [first, first+seconds*fps) of the pattern,
-// frame n at imBase + n x 100 ms, as Matroska with ABSOLUTE timecodes.
+// imMakeMKV encodes frames [first, first+seconds*fps) of the index
+// pattern (imagetest), frame n at imBase + n x 100 ms, as Matroska with
+// ABSOLUTE timecodes.
 func imMakeMKV(t testing.TB, dir, name, codec string, first, seconds int) string {
 	t.Helper()
-	ffmpeg := requireTool(t, "ffmpeg")
 	path := filepath.Join(dir, name)
-	src := fmt.Sprintf("color=c=black:s=%dx%d:r=%d,format=yuv420p,"+
-		"geq=lum='if(bitand(N+%d\\,pow(2\\,floor(X/64)+5*floor(Y/120)))\\,235\\,16)':cb=128:cr=128,noise=alls=16:allf=t",
-		imW, imH, imFPS, first)
 	off := imBase + int64(first)*imFrame
-	args := []string{"-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi", "-i", src, "-t", strconv.Itoa(seconds),
-		"-pix_fmt", "yuv420p", "-g", strconv.Itoa(imFPS), "-keyint_min", strconv.Itoa(imFPS), "-bf", "3"}
-	if codec == "hevc" {
-		args = append(args, "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error:bframes=3:b-adapt=0:scenecut=0:open-gop=0")
-	} else {
-		args = append(args, "-c:v", "libx264", "-preset", "veryfast", "-sc_threshold", "0", "-x264-params", "b-adapt=0")
-	}
-	args = append(args, "-output_ts_offset", fmt.Sprintf("%d.%09d", off/1e9, off%1e9), path)
-	if out, err := exec.Command(ffmpeg, args...).CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, out)
-	}
+	imagetest.Encode(t, requireTool(t, "ffmpeg"), path, codec, imFPS, first, seconds, fmt.Sprintf("%d.%09d", off/1e9, off%1e9))
 	return path
 }
 
-// imReadIndex reads the pattern's index back from an image of any size
-// (the mean of 5x5 pixels at each block's centre against mid-grey).
-func imReadIndex(img image.Image) int {
-	b := img.Bounds()
-	n := 0
-	for bit := range 10 {
-		cx := (bit%5*64 + 32) * b.Dx() / imW
-		cy := (bit/5*120 + 60) * b.Dy() / imH
-		var sum, cnt int
-		for y := cy - 2; y <= cy+2; y++ {
-			for x := cx - 2; x <= cx+2; x++ {
-				if x >= b.Min.X && x < b.Max.X && y >= b.Min.Y && y < b.Max.Y {
-					sum += int(color.GrayModel.Convert(img.At(x, y)).(color.Gray).Y)
-					cnt++
-				}
-			}
-		}
-		if cnt > 0 && sum/cnt > 128 {
-			n |= 1 << bit
-		}
-	}
-	return n
-}
+// imReadIndex reads the index pattern back from an image of any size.
+func imReadIndex(img image.Image) int { return imagetest.ReadIndex(img) }
 
 // imImage is one entry of a GetImages response, TimeStamp in unix ns.
 type imImage struct {
@@ -614,50 +578,10 @@ func TestImagesCache(t *testing.T) {
 	}
 }
 
-// imCorrupt overwrites the frames of the given clusters with garbage:
-// random bytes (keep false) or random NAL unit payloads behind intact
-// lengths and NAL headers (keep true).
+// imCorrupt overwrites the frames of the given clusters with garbage
+// (imagetest.Corrupt).
 func imCorrupt(t testing.TB, data []byte, clusters []int, keep bool) []byte {
-	t.Helper()
-	out := bytes.Clone(data)
-	rnd := rand.New(rand.NewSource(11))
-	rd := mkv.NewReader(bytes.NewReader(data))
-	cluster, n := -1, 0
-	for {
-		ev, err := rd.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ev.Kind == mkv.KindClusterStart {
-			cluster++
-		}
-		if ev.Kind != mkv.KindBlock || !slices.Contains(clusters, cluster) {
-			continue
-		}
-		for _, f := range ev.Block.Frames {
-			b := out[int(ev.Offset)+f.Off:][:f.Len]
-			n++
-			if !keep {
-				rnd.Read(b)
-				continue
-			}
-			for p := 0; p+4 < len(b); {
-				l := int(uint32(b[p])<<24 | uint32(b[p+1])<<16 | uint32(b[p+2])<<8 | uint32(b[p+3]))
-				if l <= 0 || p+4+l > len(b) {
-					break
-				}
-				rnd.Read(b[p+5 : p+4+l])
-				p += 4 + l
-			}
-		}
-	}
-	if n == 0 {
-		t.Fatal("nothing corrupted")
-	}
-	return out
+	return imagetest.Corrupt(t, data, clusters, keep, 11)
 }
 
 // TestImagesHostile: fragments whose frames are garbage give MEDIA_ERROR

@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"context"
+	"io"
 	"strconv"
 	"sync"
 	"time"
@@ -432,19 +433,11 @@ func (s *Server) serveStoredPart(r *hlsRequest, k int) error {
 	if k >= len(parts) {
 		return notFound("fragment %d has no part %d", f.Number, k)
 	}
-	body, err := s.segments.body(f, segVariant{track: track, producer: r.sess.Producer, part: k + 1}, func() ([]byte, error) {
-		seg, done, err := s.segment(r, f, h)
-		if err != nil {
-			return nil, err
-		}
-		defer done()
-		seg.Part = &parts[k]
-		var buf bytes.Buffer
-		if err := hls.WriteMP4Media(&buf, seg, track-1); err != nil {
-			return nil, err
-		}
-		return buf.Bytes(), nil
-	})
+	body, err := s.segmentBody(r, f, h, segVariant{track: track, producer: r.sess.Producer, part: k + 1}, 0,
+		func(w io.Writer, seg *hls.Segment) error {
+			seg.Part = &parts[k]
+			return hls.WriteMP4Media(w, seg, track-1)
+		})
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kvsgate/kvsgate/fragments"
 	"github.com/kvsgate/kvsgate/images"
+	"github.com/kvsgate/kvsgate/session"
 	"github.com/labstack/echo/v4"
 )
 
@@ -247,42 +248,58 @@ func (s *Server) imagesPage(c echo.Context, st *fragments.Stream, rq *imagesRequ
 	}
 
 	// The frame on screen at each time: the last frame of the first track
-	// presented at or before it, in the fragment that covers it.
+	// presented at or before it, in the fragment whose first track covers
+	// it. A fragment's timestamp is its earliest frame of any track, so
+	// where audio leads the video a time just after the timestamp is still
+	// the previous fragment's last picture: try the fragment that started
+	// last at or before t, then the one before it.
 	var reqs []images.Request
 	slot := make([]int, n) // index into reqs, or -1: NO_MEDIA
 	byOrdinal := map[int64]*images.Fragment{}
+	fragment := func(f *fragments.Fragment) (*images.Fragment, error) {
+		if imf := byOrdinal[f.Ordinal]; imf != nil {
+			return imf, nil
+		}
+		meta, err := s.store.Index.Meta(f.StreamID, f.Ordinal)
+		if err != nil {
+			return nil, err
+		}
+		h, err := s.header(f.HeaderID)
+		if err != nil {
+			return nil, err
+		}
+		imf := &images.Fragment{StreamID: f.StreamID, Number: f.Number, Header: h, Samples: meta.Samples,
+			Open: func() (io.ReaderAt, io.Closer, error) {
+				fr, err := s.store.OpenFragment(f)
+				if err != nil {
+					return nil, nil, err
+				}
+				return fr, fr, nil
+			}}
+		byOrdinal[f.Ordinal] = imf
+		return imf, nil
+	}
 	for i, t := range times {
 		slot[i] = -1
-		f := frags[i]
-		if f == nil {
-			continue
-		}
-		imf := byOrdinal[f.Ordinal]
-		if imf == nil {
-			meta, err := s.store.Index.Meta(f.StreamID, f.Ordinal)
+		for _, f := range frags[i] {
+			if f == nil {
+				break
+			}
+			imf, err := fragment(f)
 			if err != nil {
 				return nil, err
 			}
-			h, err := s.header(f.HeaderID)
-			if err != nil {
-				return nil, err
+			rel := t - fragmentStart(f, g.By)
+			lead := session.FirstTrackLead(imf.Samples)
+			if rel < lead || (rel >= lead+f.DurationNS && rel != lead) {
+				continue // its first track does not cover t
 			}
-			imf = &images.Fragment{StreamID: f.StreamID, Number: f.Number, Header: h, Samples: meta.Samples,
-				Open: func() (io.ReaderAt, io.Closer, error) {
-					fr, err := s.store.OpenFragment(f)
-					if err != nil {
-						return nil, nil, err
-					}
-					return fr, fr, nil
-				}}
-			byOrdinal[f.Ordinal] = imf
+			if k := images.FrameAt(imf.Samples, rel); k >= 0 {
+				slot[i] = len(reqs)
+				reqs = append(reqs, images.Request{Frag: imf, Sample: k})
+				break
+			}
 		}
-		k := images.FrameAt(imf.Samples, t-fragmentStart(f, g.By))
-		if k < 0 {
-			continue
-		}
-		slot[i] = len(reqs)
-		reqs = append(reqs, images.Request{Frag: imf, Sample: k})
 	}
 	var res []images.Result
 	if len(reqs) > 0 {
@@ -343,13 +360,15 @@ func fragmentStart(f *fragments.Fragment, by fragments.Selector) int64 {
 	return f.ServerNS
 }
 
-// coveringFragments returns, per time (ascending), the retained fragment
-// that covers it, nil if none: start <= t < start + duration on the
-// selected timestamp (t == start for a fragment of no duration). Where
-// fragments overlap, the one that started last (then the one ingested
-// last) covers t: it is the newer picture.
-func (s *Server) coveringFragments(st *fragments.Stream, by fragments.Selector, times []int64) ([]*fragments.Fragment, error) {
-	out := make([]*fragments.Fragment, len(times))
+// coveringFragments returns, per time (ascending), the two retained
+// fragments that started last at or before it on the selected timestamp
+// (in the index's order: by start, then by ingest), the later first; nil
+// where there are fewer. One of them is the fragment whose first track
+// covers t, if any: where fragments overlap, the later one is the newer
+// picture; where the later one's first track starts after t, the earlier
+// one's last frame is still on screen.
+func (s *Server) coveringFragments(st *fragments.Stream, by fragments.Selector, times []int64) ([][2]*fragments.Fragment, error) {
+	out := make([][2]*fragments.Fragment, len(times))
 	if len(times) == 0 {
 		return out, nil
 	}
@@ -365,8 +384,8 @@ func (s *Server) coveringFragments(st *fragments.Stream, by fragments.Selector, 
 			f := &frags[i]
 			start := fragmentStart(f, by)
 			for k, t := range times {
-				if start <= t && (t < start+f.DurationNS || t == start) {
-					out[k] = f // later in the order: started later or ingested later
+				if start <= t {
+					out[k] = [2]*fragments.Fragment{f, out[k][0]}
 				}
 			}
 		}

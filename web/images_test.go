@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
 	amtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
 	"github.com/kvsgate/kvsgate/fragments"
+	"github.com/kvsgate/kvsgate/fragments/mkv"
 	"github.com/kvsgate/kvsgate/images"
 	"github.com/kvsgate/kvsgate/images/imagetest"
 )
@@ -357,6 +358,60 @@ func TestImagesHEVC(t *testing.T) {
 	ms := int64(time.Millisecond)
 	got := imAll(t, s.ts.URL, imBody(s.name, imBase+50*ms, imBase+9850*ms, 400), 25)
 	imCheck(t, got, s.layout, imBase+50*ms, imBase+9850*ms, 400*ms)
+}
+
+// TestImagesAudioLead: where each fragment's audio begins before its
+// video (its timestamp is its first audio frame, as in the demo clip and
+// in producers that put the audio of the key frame's time in its
+// cluster), a time between a fragment's timestamp and its first picture
+// shows the previous fragment's last picture, as a player does: it stays
+// on screen until the next one. NO_MEDIA only where no picture is: before
+// the first, after the last one's end.
+func TestImagesAudioLead(t *testing.T) {
+	ts := newTestServer(t, nil, fragments.Config{})
+	src := readAll(t, imMakeMKV(t, t.TempDir(), "v.mkv", "h264", 0, 4))
+	gmIngestBytes(t, ts, "lead", imAudioLead(t, src, 50), false, 24)
+	ms := int64(time.Millisecond)
+	// -30 ms (before the first picture), 0.97 s, 1.97 s, 2.97 s (30 ms
+	// before each next picture, 20 ms after each next fragment's
+	// timestamp), 3.97 s (the last picture), 4.22 s (after it).
+	t0, end := imBase-30*ms, imBase+4220*ms
+	got := imAll(t, ts.URL, imBody("lead", t0, end, 250), 25)
+	imCheck(t, got, imLayout{{0, 40}}, t0, end, 250*ms)
+}
+
+// imAudioLead rewrites a video-only Matroska file (1 ms timecodes) so that
+// every cluster begins with an AAC frame leadMS before its video.
+func imAudioLead(t testing.TB, data []byte, leadMS int64) []byte {
+	t.Helper()
+	rd := mkv.NewReader(bytes.NewReader(data))
+	out := mkv.EBMLHeader()
+	out = mkv.AppendUnknownSizeHeader(out, mkv.IDSegment)
+	out = append(out, mkv.Info(1000000)...)
+	var tc int64
+	for {
+		ev, err := rd.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch ev.Kind {
+		case mkv.KindTracks:
+			video := ev.Header.Tracks[0]
+			audio := mkv.Track{Number: 2, UID: 2, Type: 2, CodecID: "A_AAC", CodecPrivate: []byte{0x12, 0x10}, SamplingFreq: 44100, Channels: 2}
+			out = append(out, mkv.Tracks([]mkv.Track{video, audio})...)
+		case mkv.KindTimecode:
+			tc = ev.Timecode
+			out = append(out, mkv.ClusterStart(uint64(tc-leadMS))...)
+			out = append(out, mkv.SimpleBlock(2, 0, true, []byte{0x21, 0x10, 0x04, 0x60, 0x8c, 0x1c})...)
+		case mkv.KindBlock:
+			for _, f := range ev.Block.Frames {
+				out = append(out, mkv.SimpleBlock(1, ev.Block.Timecode+int16(leadMS), ev.Block.Key, ev.Raw[f.Off:f.Off+f.Len])...)
+			}
+		}
+	}
 }
 
 // TestImagesFormatsAndSizes: JPEG quality, the default quality, PNG and

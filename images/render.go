@@ -415,8 +415,13 @@ func (r *Renderer) Render(ctx context.Context, spec Spec, reqs []Request) ([]Res
 				}
 				return
 			}
-			defer func() { <-r.slots }()
-			r.runBatch(ctx, ffmpeg, spec, b, deliver)
+			// The slot is held until the process has exited, after its
+			// images are delivered.
+			exited := r.runBatch(ctx, ffmpeg, spec, b, deliver)
+			go func() {
+				<-exited
+				<-r.slots
+			}()
 		}()
 	}
 	wg.Wait()

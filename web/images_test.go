@@ -71,6 +71,17 @@ type imOut struct {
 // imCall posts a GetImages request; the status and the decoded body.
 func imCall(t testing.TB, url string, body map[string]any) (int, imOut, []byte) {
 	t.Helper()
+	code, raw := imFetch(t, url, body)
+	var out imOut
+	if code == 200 {
+		out = imParse(t, raw)
+	}
+	return code, out, raw
+}
+
+// imFetch posts a GetImages request and reads the whole response.
+func imFetch(t testing.TB, url string, body map[string]any) (int, []byte) {
+	t.Helper()
 	b, _ := json.Marshal(body)
 	resp, err := http.Post(url+"/getImages", "application/json", bytes.NewReader(b))
 	if err != nil {
@@ -81,31 +92,34 @@ func imCall(t testing.TB, url string, body map[string]any) (int, imOut, []byte) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out imOut
-	if resp.StatusCode == 200 {
-		var wire struct {
-			Images []struct {
-				TimeStamp    json.Number
-				Error        string
-				ImageContent string
-			}
-			NextToken string
+	return resp.StatusCode, raw
+}
+
+// imParse decodes a GetImages response body.
+func imParse(t testing.TB, raw []byte) imOut {
+	t.Helper()
+	var wire struct {
+		Images []struct {
+			TimeStamp    json.Number
+			Error        string
+			ImageContent string
 		}
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber()
-		if err := dec.Decode(&wire); err != nil {
-			t.Fatalf("response is not JSON: %v\n%.300s", err, raw)
-		}
-		out.NextToken = wire.NextToken
-		for _, im := range wire.Images {
-			ns, ok := parseEpoch(im.TimeStamp.String())
-			if !ok {
-				t.Fatalf("TimeStamp %s", im.TimeStamp)
-			}
-			out.Images = append(out.Images, imImage{ns, im.Error, im.ImageContent})
-		}
+		NextToken string
 	}
-	return resp.StatusCode, out, raw
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&wire); err != nil {
+		t.Fatalf("response is not JSON: %v\n%.300s", err, raw)
+	}
+	out := imOut{NextToken: wire.NextToken}
+	for _, im := range wire.Images {
+		ns, ok := parseEpoch(im.TimeStamp.String())
+		if !ok {
+			t.Fatalf("TimeStamp %s", im.TimeStamp)
+		}
+		out.Images = append(out.Images, imImage{ns, im.Error, im.ImageContent})
+	}
+	return out
 }
 
 // imBody is a GetImages request of the test stream; extra entries are

@@ -51,59 +51,11 @@ func (spec Spec) kind(ti *trackInfo) decoderKind {
 }
 
 // runBatch decodes one batch and delivers an entry for every wanted frame.
-// It may return before its decoder process has exited (see decode): the
-// channel it returns is closed once it has.
-func (r *Renderer) runBatch(ctx context.Context, ffmpeg string, spec Spec, batch []*gop, deliver func(*want, *cacheEntry)) <-chan struct{} {
-	var wants []*want
-	for _, g := range batch {
-		wants = append(wants, g.wants...)
-	}
-	res, pending := r.decode(ctx, ffmpeg, spec.kind(batch[0].ti), wants, func(emit func([]byte, []auRef) bool) {
-		r.feed(batch, emit, deliver)
-	}, deliver)
-	// Frames of more than one GOP missing after a failure that may be the
-	// media's: each of those GOPs again, alone, for what is missing.
-	var again []*gop
-	if res.retry && len(pending) > 0 {
-		byGOP := map[*gop]*gop{}
-		for _, g := range batch {
-			for _, wt := range g.wants {
-				if !pending[wt] {
-					continue
-				}
-				a := byGOP[g]
-				if a == nil {
-					a = &gop{frag: g.frag, ti: g.ti, key: g.key, last: wt.sample}
-					byGOP[g] = a
-					again = append(again, a)
-				}
-				a.last = max(a.last, wt.sample)
-				a.wants = append(a.wants, wt)
-			}
-		}
-	}
-	if len(again) > 1 {
-		r.cfg.Logger.Debug("images: decoding GOPs again one by one", "gops", len(again), "why", res.why)
-		for _, g := range again {
-			<-r.runBatch(ctx, ffmpeg, spec, []*gop{g}, deliver)
-		}
-		return res.exited
-	}
-	for wt := range pending {
-		deliver(wt, &cacheEntry{key: wt.key, fail: res.why})
-	}
-	return res.exited
-}
-
-// feed builds the batch's stream GOP by GOP and hands each GOP's bytes and
-// access units to emit as soon as they are built, so that the decoder
-// starts on the first GOP while the next ones are read. It stops if emit
-// returns false (the decoder is gone). Frames that cannot be fed are
-// delivered as failures here.
-func (r *Renderer) feed(batch []*gop, emit func([]byte, []auRef) bool, deliver func(*want, *cacheEntry)) {
+func (r *Renderer) runBatch(ctx context.Context, ffmpeg string, spec Spec, batch []*gop, deliver func(*want, *cacheEntry)) {
 	ti := batch[0].ti
-	var stream []byte // the whole stream so far: positions are offsets in it
-	written := 0
+	var stream []byte
+	var aus []auRef
+	pending := map[*want]bool{}
 	for _, g := range batch {
 		data, base, err := g.read()
 		if err != nil {
@@ -116,7 +68,6 @@ func (r *Renderer) feed(batch []*gop, emit func([]byte, []auRef) bool, deliver f
 		for _, wt := range g.wants {
 			wanted[wt.sample] = wt
 		}
-		var aus []auRef
 		samples := g.frag.Samples
 		keyPTS := samples[g.key].PTS
 		for i := g.key; i <= g.last; i++ {
@@ -151,11 +102,46 @@ func (r *Renderer) feed(batch []*gop, emit func([]byte, []auRef) bool, deliver f
 			}
 			stream = ti.cfg.appendAU(stream, b, i == g.key)
 			aus = append(aus, auRef{start: start, want: wt})
+			if wt != nil {
+				pending[wt] = true
+			}
 		}
-		if !emit(stream[written:], aus) {
-			return
+	}
+	if len(pending) == 0 {
+		return
+	}
+	r.fed.Add(int64(len(aus)))
+	res := r.decode(ctx, ffmpeg, spec.kind(ti), stream, aus, pending, deliver)
+	// Frames of more than one GOP missing after a failure that may be the
+	// media's: each of those GOPs again, alone, for what is missing.
+	var again []*gop
+	if res.retry && len(pending) > 0 {
+		byGOP := map[*gop]*gop{}
+		for _, g := range batch {
+			for _, wt := range g.wants {
+				if !pending[wt] {
+					continue
+				}
+				a := byGOP[g]
+				if a == nil {
+					a = &gop{frag: g.frag, ti: g.ti, key: g.key, last: wt.sample}
+					byGOP[g] = a
+					again = append(again, a)
+				}
+				a.last = max(a.last, wt.sample)
+				a.wants = append(a.wants, wt)
+			}
 		}
-		written = len(stream)
+	}
+	if len(again) > 1 {
+		r.cfg.Logger.Debug("images: decoding GOPs again one by one", "gops", len(again), "why", res.why)
+		for _, g := range again {
+			r.runBatch(ctx, ffmpeg, spec, []*gop{g}, deliver)
+		}
+		return
+	}
+	for wt := range pending {
+		deliver(wt, &cacheEntry{key: wt.key, fail: res.why})
 	}
 }
 
@@ -201,36 +187,26 @@ func (g *gop) read() ([]byte, int64, error) {
 // decodeResult is why the frames still pending after decode were not
 // made, and whether decoding them again could help.
 type decodeResult struct {
-	// exited is closed once the process has exited: when every image is
-	// out, decode returns without waiting for that.
-	exited <-chan struct{}
-	why    string
+	why string
 	// retry: the process failed (crashed, or its output stopped making
 	// sense) for a reason that may be one GOP's media; not a timeout or a
 	// cancelled request.
 	retry bool
 }
 
-// decode starts feed, which hands the stream to a decoder of kind k (one
-// started in advance if there is one) piece by piece through emit, and
-// delivers the frames that come out. It returns which of the wanted
-// frames it was given it did not deliver (pending), and why. Images of
-// unwanted access units at position 0 (see pad) are dropped.
-func (r *Renderer) decode(ctx context.Context, ffmpeg string, k decoderKind, wants []*want,
-	feed func(emit func([]byte, []auRef) bool), deliver func(*want, *cacheEntry)) (decodeResult, map[*want]bool) {
-	pending := map[*want]bool{}
-	exited := make(chan struct{})
+// decode gives the stream to a decoder of kind k (one started in advance
+// if there is one) and delivers the frames that come out, removing them
+// from pending. Images of unwanted access units at position 0 (see pad)
+// are dropped.
+func (r *Renderer) decode(ctx context.Context, ffmpeg string, k decoderKind, stream []byte, aus []auRef,
+	pending map[*want]bool, deliver func(*want, *cacheEntry)) decodeResult {
 	d := r.spares.take(k)
 	if d != nil {
 		r.prestarted.Add(1)
 	} else {
 		var err error
 		if d, err = startDecoder(ffmpeg, k); err != nil {
-			for _, wt := range wants {
-				pending[wt] = true
-			}
-			close(exited)
-			return decodeResult{exited: exited, why: transientPrefix + fmt.Sprintf("%v: %v", ErrNoDecoder, err)}, pending
+			return decodeResult{why: transientPrefix + fmt.Sprintf("%v: %v", ErrNoDecoder, err)}
 		}
 	}
 	r.processes.Add(1)
@@ -249,48 +225,10 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, k decoderKind, wan
 	})
 	defer stop()
 	began := time.Now()
-
-	// stdin: the stream as feed builds it. A piece's access units are
-	// published before its bytes are written, so they are known here by
-	// the time a frame of theirs comes out.
-	published := make(chan []auRef, len(wants)) // feed emits once per GOP, and every GOP has a wanted frame
 	go func() {
-		feed(func(b []byte, aus []auRef) bool {
-			r.fed.Add(int64(len(aus)))
-			published <- aus
-			_, err := d.stdin.Write(b)
-			return err == nil // else the process's end, seen below
-		})
-		close(published)
+		d.stdin.Write(stream) // an error is the process's end, seen below
 		d.stdin.Close()
 	}()
-	var aus []auRef // those published so far, in stream order
-	fed := false    // all published
-	collect := func(block bool) {
-		for !fed {
-			var p []auRef
-			ok := true
-			if block {
-				p, ok = <-published
-			} else {
-				select {
-				case p, ok = <-published:
-				default:
-					return
-				}
-			}
-			if !ok {
-				fed = true
-				return
-			}
-			for _, a := range p {
-				if a.want != nil {
-					pending[a.want] = true
-				}
-			}
-			aus = append(aus, p...)
-		}
-	}
 
 	// stderr: the position of every output frame, in output order; the
 	// other lines are kept (the last few) to say why frames are missing.
@@ -337,7 +275,6 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, k decoderKind, wan
 			break
 		}
 		pos := np[1]
-		collect(false)
 		i := sort.Search(len(aus), func(i int) bool { return int64(aus[i].start) > pos }) - 1
 		if i < 0 || pos-int64(aus[i].start) >= slack {
 			mismatch = fmt.Sprintf("an image came out from byte %d, where no frame starts", pos)
@@ -354,28 +291,12 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, k decoderKind, wan
 		delete(pending, wt)
 		r.decoded.Add(1)
 		deliver(wt, &cacheEntry{key: wt.key, data: img})
-		if len(pending) == 0 && fed {
-			// Every image is out: the request does not wait for the
-			// process to end (at the end of its input, in a few
-			// milliseconds, freeing its memory).
-			kill := time.AfterFunc(r.cfg.Timeout, func() { d.cmd.Process.Kill() })
-			go func() {
-				io.Copy(io.Discard, d.stdout)
-				<-logDone
-				d.cmd.Wait()
-				kill.Stop()
-				close(exited)
-			}()
-			return decodeResult{exited: exited}, pending
-		}
 	}
 	io.Copy(io.Discard, d.stdout)
 	<-logDone
 	werr := d.cmd.Wait()
-	close(exited)
-	collect(true)
 	if len(pending) == 0 && mismatch == "" {
-		return decodeResult{exited: exited}, pending
+		return decodeResult{}
 	}
 	why := mismatch
 	if why == "" {
@@ -384,7 +305,7 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, k decoderKind, wan
 	if len(tail) > 0 {
 		why += " (ffmpeg: " + strings.Join(tail, "; ") + ")"
 	}
-	res := decodeResult{exited: exited, retry: mismatch != "" || werr != nil}
+	res := decodeResult{retry: mismatch != "" || werr != nil}
 	transient := false
 	switch {
 	case ctx.Err() != nil:
@@ -403,7 +324,7 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, k decoderKind, wan
 		why = transientPrefix + why
 	}
 	res.why = why
-	return res, pending
+	return res
 }
 
 // showinfoPos reads the frame count (n, from 0) and the pos field of a

@@ -415,13 +415,8 @@ func (r *Renderer) Render(ctx context.Context, spec Spec, reqs []Request) ([]Res
 				}
 				return
 			}
-			// The slot is held until the process has exited, after its
-			// images are delivered.
-			exited := r.runBatch(ctx, ffmpeg, spec, b, deliver)
-			go func() {
-				<-exited
-				<-r.slots
-			}()
+			defer func() { <-r.slots }()
+			r.runBatch(ctx, ffmpeg, spec, b, deliver)
 		}()
 	}
 	wg.Wait()

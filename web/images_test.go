@@ -398,34 +398,25 @@ func TestImagesAudioLead(t *testing.T) {
 // every cluster begins with an AAC frame leadMS before its video.
 func imAudioLead(t testing.TB, data []byte, leadMS int64) []byte {
 	t.Helper()
-	rd := mkv.NewReader(bytes.NewReader(data))
 	out := mkv.EBMLHeader()
 	out = mkv.AppendUnknownSizeHeader(out, mkv.IDSegment)
 	out = append(out, mkv.Info(1000000)...)
-	var tc int64
-	for {
-		ev, err := rd.Next()
-		if err == io.EOF {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	imagetest.Walk(t, data, func(ev *mkv.Event) {
 		switch ev.Kind {
 		case mkv.KindTracks:
 			video := ev.Header.Tracks[0]
 			audio := mkv.Track{Number: 2, UID: 2, Type: 2, CodecID: "A_AAC", CodecPrivate: []byte{0x12, 0x10}, SamplingFreq: 44100, Channels: 2}
 			out = append(out, mkv.Tracks([]mkv.Track{video, audio})...)
 		case mkv.KindTimecode:
-			tc = ev.Timecode
-			out = append(out, mkv.ClusterStart(uint64(tc-leadMS))...)
+			out = append(out, mkv.ClusterStart(uint64(ev.Timecode-leadMS))...)
 			out = append(out, mkv.SimpleBlock(2, 0, true, []byte{0x21, 0x10, 0x04, 0x60, 0x8c, 0x1c})...)
 		case mkv.KindBlock:
 			for _, f := range ev.Block.Frames {
 				out = append(out, mkv.SimpleBlock(1, ev.Block.Timecode+int16(leadMS), ev.Block.Key, ev.Raw[f.Off:f.Off+f.Len])...)
 			}
 		}
-	}
+	})
+	return out
 }
 
 // TestImagesFormatsAndSizes: JPEG quality, the default quality, PNG and

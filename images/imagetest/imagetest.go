@@ -80,20 +80,28 @@ type Frame struct {
 	Off, Size int
 }
 
-// Frames lists the frames of a Matroska file.
-func Frames(t testing.TB, data []byte) []Frame {
+// Walk calls fn with each element event of a Matroska file, in order.
+func Walk(t testing.TB, data []byte, fn func(*mkv.Event)) {
 	t.Helper()
 	rd := mkv.NewReader(bytes.NewReader(data))
-	var out []Frame
-	cluster := -1
 	for {
 		ev, err := rd.Next()
 		if err == io.EOF {
-			return out
+			return
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
+		fn(ev)
+	}
+}
+
+// Frames lists the frames of a Matroska file.
+func Frames(t testing.TB, data []byte) []Frame {
+	t.Helper()
+	var out []Frame
+	cluster := -1
+	Walk(t, data, func(ev *mkv.Event) {
 		switch ev.Kind {
 		case mkv.KindClusterStart:
 			cluster++
@@ -102,7 +110,8 @@ func Frames(t testing.TB, data []byte) []Frame {
 				out = append(out, Frame{cluster, int(ev.Offset) + f.Off, f.Len})
 			}
 		}
-	}
+	})
+	return out
 }
 
 // Corrupt returns a copy of a Matroska file whose frames in the given

@@ -291,8 +291,9 @@ func (s *Server) imagesPage(c echo.Context, st *fragments.Stream, rq *imagesRequ
 			}
 			rel := t - fragmentStart(f, g.By)
 			lead := session.FirstTrackLead(imf.Samples)
-			if rel < lead || (rel >= lead+f.DurationNS && rel != lead) {
-				continue // its first track does not cover t
+			// (A fragment of no duration covers its first frame's time.)
+			if covers := rel >= lead && (rel < lead+f.DurationNS || rel == lead); !covers {
+				continue
 			}
 			if k := images.FrameAt(imf.Samples, rel); k >= 0 {
 				slot[i] = len(reqs)

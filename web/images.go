@@ -248,11 +248,10 @@ func (s *Server) imagesPage(c echo.Context, st *fragments.Stream, rq *imagesRequ
 	}
 
 	// The frame on screen at each time: the last frame of the first track
-	// presented at or before it, in the fragment whose first track covers
-	// it. A fragment's timestamp is its earliest frame of any track, so
-	// where audio leads the video a time just after the timestamp is still
-	// the previous fragment's last picture: try the fragment that started
-	// last at or before t, then the one before it.
+	// presented at or before it, in the newest fragment whose first track
+	// covers it. A fragment's timestamp is its earliest frame of any track,
+	// so where audio leads the video a time just after the timestamp is
+	// still the previous fragment's last picture.
 	var reqs []images.Request
 	slot := make([]int, n) // index into reqs, or -1: NO_MEDIA
 	byOrdinal := map[int64]*images.Fragment{}
@@ -281,10 +280,8 @@ func (s *Server) imagesPage(c echo.Context, st *fragments.Stream, rq *imagesRequ
 	}
 	for i, t := range times {
 		slot[i] = -1
-		for _, f := range frags[i] {
-			if f == nil {
-				break
-			}
+		for j := len(frags[i]) - 1; j >= 0; j-- { // the newest first
+			f := frags[i][j]
 			imf, err := fragment(f)
 			if err != nil {
 				return nil, err
@@ -361,15 +358,16 @@ func fragmentStart(f *fragments.Fragment, by fragments.Selector) int64 {
 	return f.ServerNS
 }
 
-// coveringFragments returns, per time (ascending), the two retained
-// fragments that started last at or before it on the selected timestamp
-// (in the index's order: by start, then by ingest), the later first; nil
-// where there are fewer. One of them is the fragment whose first track
-// covers t, if any: where fragments overlap, the later one is the newer
-// picture; where the later one's first track starts after t, the earlier
-// one's last frame is still on screen.
-func (s *Server) coveringFragments(st *fragments.Stream, by fragments.Selector, times []int64) ([][2]*fragments.Fragment, error) {
-	out := make([][2]*fragments.Fragment, len(times))
+// coveringFragments returns, per time (ascending), the retained fragments
+// that may cover it, in the index's order (by start on the selected
+// timestamp, then by ingest; where fragments overlap, the later one is the
+// newer picture): those that start at or before t and end after it, or
+// less than their length before it. Whether a fragment's first track
+// covers t depends on where that track begins in it (see imagesPage),
+// which is not in the index; a track that begins later than the
+// fragment's length after its timestamp would be absurd.
+func (s *Server) coveringFragments(st *fragments.Stream, by fragments.Selector, times []int64) ([][]*fragments.Fragment, error) {
+	out := make([][]*fragments.Fragment, len(times))
 	if len(times) == 0 {
 		return out, nil
 	}
@@ -385,8 +383,8 @@ func (s *Server) coveringFragments(st *fragments.Stream, by fragments.Selector, 
 			f := &frags[i]
 			start := fragmentStart(f, by)
 			for k, t := range times {
-				if start <= t {
-					out[k] = [2]*fragments.Fragment{f, out[k][0]}
+				if start <= t && (t < start+2*f.DurationNS || t == start) {
+					out[k] = append(out[k], f)
 				}
 			}
 		}

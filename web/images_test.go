@@ -394,6 +394,33 @@ func TestImagesAudioLead(t *testing.T) {
 	imCheck(t, got, imLayout{{0, 40}}, t0, end, 250*ms)
 }
 
+// TestImagesOverlap: where fragments overlap on the producer timestamp,
+// the one ingested last is the picture: 1 s showing frames 100-109 put
+// over the 2-3 s of frames 0-39.
+func TestImagesOverlap(t *testing.T) {
+	ts := newTestServer(t, nil, fragments.Config{})
+	dir := t.TempDir()
+	gmIngestBytes(t, ts, "overlap", readAll(t, imMakeMKV(t, dir, "a.mkv", "h264", 0, 4)), false, 24)
+	over := filepath.Join(dir, "b.mkv")
+	off := imBase + 2*int64(time.Second)
+	imagetest.Encode(t, requireTool(t, "ffmpeg"), over, "h264", imFPS, 100, 1, fmt.Sprintf("%d.%09d", off/1e9, off%1e9))
+	gmIngestBytes(t, ts, "overlap", readAll(t, over), false, -1)
+	ms := int64(time.Millisecond)
+	got := imAll(t, ts.URL, imBody("overlap", imBase+1550*ms, imBase+3550*ms, 500), 25)
+	want := []int{15, 100, 105, 30, 35} // 1.55, 2.05, 2.55, 3.05, 3.55 s
+	if len(got) != len(want) {
+		t.Fatalf("%d images, want %d", len(got), len(want))
+	}
+	for k, im := range got {
+		if im.Error != "" {
+			t.Fatalf("image %d: %s", k, im.Error)
+		}
+		if got := imReadIndex(imDecode(t, im.ImageContent)); got != want[k] {
+			t.Errorf("image %d shows %d, want %d", k, got, want[k])
+		}
+	}
+}
+
 // imAudioLead rewrites a video-only Matroska file (1 ms timecodes) so that
 // every cluster begins with an AAC frame leadMS before its video.
 func imAudioLead(t testing.TB, data []byte, leadMS int64) []byte {

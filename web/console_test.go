@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -110,23 +109,14 @@ func runConsole(t testing.TB, url string, args ...string) consoleOut {
 	node, _ := requirePlayers(t)
 	dir := playersDir(t)
 	args = append([]string{filepath.Join(dir, "console.mjs"), "--url", url}, args...)
-	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CHROMIUM="+chromiumPath)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 15 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
+	stdout, stderr, _, err := runPlayersScript(dir, node, 12*time.Minute, args...)
 	var out consoleOut
-	line := lastJSONLine(stdout.String())
+	line := lastJSONLine(stdout)
 	if line == "" || json.Unmarshal([]byte(line), &out) != nil {
-		t.Fatalf("console.mjs: no result (%v)\nstdout: %s\nstderr: %s", err, stdout.String(), stderr.String())
+		t.Fatalf("console.mjs: no result (%v)\nstdout: %s\nstderr: %s", err, stdout, stderr)
 	}
 	if !out.OK || out.HarnessError != "" {
-		t.Fatalf("console.mjs harness failed: %s\nstderr: %s", out.HarnessError, stderr.String())
+		t.Fatalf("console.mjs harness failed: %s\nstderr: %s", out.HarnessError, stderr)
 	}
 	return out
 }

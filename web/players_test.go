@@ -138,32 +138,40 @@ func playInBrowserWith(t testing.TB, o playOptions) playResult {
 		args = append(args, "--timeout", strconv.FormatFloat(timeout.Seconds(), 'f', -1, 64))
 	}
 	// play.mjs stops itself; this bounds a hung node or browser launch.
-	ctx, cancel := context.WithTimeout(context.Background(), timeout+90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, args...)
-	cmd.Dir = playersDir(t)
-	cmd.Env = append(os.Environ(), "CHROMIUM="+chromiumPath)
-	// SIGTERM lets play.mjs close Chromium and remove its profile.
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 15 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if cmd.ProcessState == nil {
+	stdout, stderr, ps, err := runPlayersScript(playersDir(t), node, timeout+90*time.Second, args...)
+	if ps == nil {
 		t.Fatalf("play.mjs: %v", err)
 	}
-	code := cmd.ProcessState.ExitCode()
+	code := ps.ExitCode()
 
-	line := lastJSONLine(stdout.String())
+	line := lastJSONLine(stdout)
 	var r playResult
 	if line == "" || json.Unmarshal([]byte(line), &r) != nil {
-		t.Fatalf("play.mjs %s %s: no result (exit %d, %v)\nstdout: %s\nstderr: %s", o.Player, o.URL, code, err, stdout.String(), stderr.String())
+		t.Fatalf("play.mjs %s %s: no result (exit %d, %v)\nstdout: %s\nstderr: %s", o.Player, o.URL, code, err, stdout, stderr)
 	}
 	r.Raw = line
 	if r.HarnessError != "" || (code != 0 && code != 1) {
-		t.Fatalf("play.mjs %s %s: harness failed (exit %d): %s\nstderr: %s", o.Player, o.URL, code, r.HarnessError, stderr.String())
+		t.Fatalf("play.mjs %s %s: harness failed (exit %d): %s\nstderr: %s", o.Player, o.URL, code, r.HarnessError, stderr)
 	}
 	return r
+}
+
+// runPlayersScript runs node with args (a script of dir, testdata/players,
+// first) in dir, with the test Chromium, for at most timeout. At
+// the timeout it gets SIGTERM, which lets the script close Chromium and
+// remove its profile. ps is nil if it did not run.
+func runPlayersScript(dir, node string, timeout time.Duration, args ...string) (stdout, stderr string, ps *os.ProcessState, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CHROMIUM="+chromiumPath)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 15 * time.Second
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	return out.String(), errOut.String(), cmd.ProcessState, err
 }
 
 func lastJSONLine(s string) string {

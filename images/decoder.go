@@ -29,6 +29,10 @@ type decoderKind struct {
 	w, h    int
 	quality int  // 0 for PNG
 	down    bool // scaling down: bilinear, else bicubic (see args)
+	// keyOnly: every access unit of the batch is a key frame, so the
+	// order the decoder outputs them in does not depend on a reorder
+	// delay it would have to find by probing (see args).
+	keyOnly bool
 }
 
 // args are the ffmpeg arguments of a decoder: Annex B on stdin, the
@@ -53,9 +57,20 @@ func (k decoderKind) args() []string {
 		filter += ",format=rgb24"
 	}
 	filter += ",showinfo=checksum=0"
-	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
-		"-threads", "1", "-f", k.codec.ffmpegFormat(), "-i", "pipe:0",
-		"-an", "-sn", "-dn", "-filter_threads", "1", "-vf", filter, "-fps_mode", "passthrough", "-threads", "1"}
+	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "info", "-threads", "1"}
+	if k.keyOnly {
+		// By default ffmpeg reads up to 5 MB of its input (a whole
+		// batch) before it decodes, and decodes some of it to probe the
+		// stream: among other things how many frames the decoder must
+		// hold back to output B-frames in order, which an H.264 SPS
+		// without VUI bitstream_restriction does not say. Key frames
+		// alone need no reordering, so a key-only decoder probes 32
+		// bytes and starts on the first frame while the next are still
+		// being read (see feed).
+		args = append(args, "-probesize", "32", "-analyzeduration", "0")
+	}
+	args = append(args, "-f", k.codec.ffmpegFormat(), "-i", "pipe:0",
+		"-an", "-sn", "-dn", "-filter_threads", "1", "-vf", filter, "-fps_mode", "passthrough", "-threads", "1")
 	return append(append(args, out...), "pipe:1")
 }
 

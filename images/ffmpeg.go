@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -43,77 +44,55 @@ type auRef struct {
 // output (they would reference pictures of an unrelated GOP).
 var eosHEVC = []byte{0, 0, 0, 1, 0x48, 0x01}
 
-// kind is the kind of decoder a batch of GOPs of ti needs.
-func (spec Spec) kind(ti *trackInfo) decoderKind {
+// kind is the kind of decoder a batch of GOPs needs.
+func (spec Spec) kind(batch []*gop) decoderKind {
+	ti := batch[0].ti
 	w, h := OutputSize(ti.w, ti.h, spec.Width, spec.Height)
-	return decoderKind{codec: ti.cfg.codec, format: spec.Format, w: w, h: h, quality: spec.Quality,
-		down: w <= ti.w && h <= ti.h && (w < ti.w || h < ti.h)}
+	k := decoderKind{codec: ti.cfg.codec, format: spec.Format, w: w, h: h, quality: spec.Quality,
+		down: w <= ti.w && h <= ti.h && (w < ti.w || h < ti.h), keyOnly: true}
+	for _, g := range batch {
+		k.keyOnly = k.keyOnly && g.last == g.key
+	}
+	return k
+}
+
+// fed is what a batch's decoder has been given: the access units written
+// to it so far, and the wanted frames not yet delivered. The feeding and
+// the reading goroutines share it.
+type fed struct {
+	mu      sync.Mutex
+	aus     []auRef // in stream order
+	pending map[*want]bool
+}
+
+// fail delivers a failure for those of wts still pending.
+func (f *fed) fail(wts []*want, why string, deliver func(*want, *cacheEntry)) {
+	f.mu.Lock()
+	var failed []*want
+	for _, wt := range wts {
+		if f.pending[wt] {
+			delete(f.pending, wt)
+			failed = append(failed, wt)
+		}
+	}
+	f.mu.Unlock()
+	for _, wt := range failed {
+		deliver(wt, &cacheEntry{key: wt.key, fail: why})
+	}
 }
 
 // runBatch decodes one batch and delivers an entry for every wanted frame.
 func (r *Renderer) runBatch(ctx context.Context, ffmpeg string, spec Spec, batch []*gop, deliver func(*want, *cacheEntry)) {
-	ti := batch[0].ti
-	var stream []byte
-	var aus []auRef
-	pending := map[*want]bool{}
+	f := &fed{pending: map[*want]bool{}}
 	for _, g := range batch {
-		data, base, err := g.read()
-		if err != nil {
-			for _, wt := range g.wants {
-				deliver(wt, &cacheEntry{key: wt.key, fail: transientPrefix + err.Error()})
-			}
-			continue
-		}
-		wanted := map[int]*want{}
 		for _, wt := range g.wants {
-			wanted[wt.sample] = wt
-		}
-		samples := g.frag.Samples
-		keyPTS := samples[g.key].PTS
-		for i := g.key; i <= g.last; i++ {
-			s := &samples[i]
-			if s.Track != 0 {
-				continue
-			}
-			b := data[s.Offset-base:][:s.Size]
-			info := ti.cfg.inspect(b)
-			wt := wanted[i]
-			if i != g.key && wt == nil && (s.PTS < keyPTS || !info.ref) {
-				continue
-			}
-			if info.vcl == 0 {
-				// Nothing to decode: this frame and every wanted one after
-				// it in decode order (they may reference it) fail.
-				msg := fmt.Sprintf("sample %d of fragment %d has no well-formed slice NAL unit", i, g.frag.Number)
-				for j, wt := range wanted {
-					if j >= i {
-						deliver(wt, &cacheEntry{key: wt.key, fail: msg})
-						delete(wanted, j)
-					}
-				}
-				break
-			}
-			// The key frame's access unit starts at the end-of-sequence NAL
-			// unit before it: ffmpeg's parser starts access units there.
-			stream = ti.cfg.pad(stream, wt != nil)
-			start := len(stream)
-			if i == g.key && start > 0 && ti.cfg.codec == codecHEVC {
-				stream = append(stream, eosHEVC...)
-			}
-			stream = ti.cfg.appendAU(stream, b, i == g.key)
-			aus = append(aus, auRef{start: start, want: wt})
-			if wt != nil {
-				pending[wt] = true
-			}
+			f.pending[wt] = true
 		}
 	}
-	if len(pending) == 0 {
-		return
-	}
-	r.fed.Add(int64(len(aus)))
-	res := r.decode(ctx, ffmpeg, spec.kind(ti), stream, aus, pending, deliver)
+	res := r.decode(ctx, ffmpeg, spec.kind(batch), func(w io.Writer) { r.feed(batch, f, w, deliver) }, f, deliver)
 	// Frames of more than one GOP missing after a failure that may be the
 	// media's: each of those GOPs again, alone, for what is missing.
+	pending := f.pending
 	var again []*gop
 	if res.retry && len(pending) > 0 {
 		byGOP := map[*gop]*gop{}
@@ -142,6 +121,74 @@ func (r *Renderer) runBatch(ctx context.Context, ffmpeg string, spec Spec, batch
 	}
 	for wt := range pending {
 		deliver(wt, &cacheEntry{key: wt.key, fail: res.why})
+	}
+}
+
+// feed writes the batch's stream to w GOP by GOP, each as soon as it is
+// read, so that the decoder works on the first GOPs while the next are
+// read. A GOP's access units are recorded in f before its bytes are
+// written. Frames that cannot be fed fail here. It stops at the first
+// write error (the decoder is gone).
+func (r *Renderer) feed(batch []*gop, f *fed, w io.Writer, deliver func(*want, *cacheEntry)) {
+	ti := batch[0].ti
+	var stream []byte // all of it so far: positions are offsets in it
+	for _, g := range batch {
+		data, base, err := g.read()
+		if err != nil {
+			f.fail(g.wants, transientPrefix+err.Error(), deliver)
+			continue
+		}
+		wanted := map[int]*want{}
+		for _, wt := range g.wants {
+			wanted[wt.sample] = wt
+		}
+		written := len(stream)
+		var aus []auRef
+		samples := g.frag.Samples
+		keyPTS := samples[g.key].PTS
+		for i := g.key; i <= g.last; i++ {
+			s := &samples[i]
+			if s.Track != 0 {
+				continue
+			}
+			b := data[s.Offset-base:][:s.Size]
+			info := ti.cfg.inspect(b)
+			wt := wanted[i]
+			if i != g.key && wt == nil && (s.PTS < keyPTS || !info.ref) {
+				continue
+			}
+			if info.vcl == 0 {
+				// Nothing to decode: this frame and every wanted one after
+				// it in decode order (they may reference it) fail.
+				var later []*want
+				for j, wt := range wanted {
+					if j >= i {
+						later = append(later, wt)
+					}
+				}
+				f.fail(later, fmt.Sprintf("sample %d of fragment %d has no well-formed slice NAL unit", i, g.frag.Number), deliver)
+				break
+			}
+			// The key frame's access unit starts at the end-of-sequence NAL
+			// unit before it: ffmpeg's parser starts access units there.
+			stream = ti.cfg.pad(stream, wt != nil)
+			start := len(stream)
+			if i == g.key && start > 0 && ti.cfg.codec == codecHEVC {
+				stream = append(stream, eosHEVC...)
+			}
+			stream = ti.cfg.appendAU(stream, b, i == g.key)
+			aus = append(aus, auRef{start: start, want: wt})
+		}
+		if len(aus) == 0 {
+			continue
+		}
+		f.mu.Lock()
+		f.aus = append(f.aus, aus...)
+		f.mu.Unlock()
+		r.fed.Add(int64(len(aus)))
+		if _, err := w.Write(stream[written:]); err != nil {
+			return
+		}
 	}
 }
 
@@ -194,12 +241,13 @@ type decodeResult struct {
 	retry bool
 }
 
-// decode gives the stream to a decoder of kind k (one started in advance
-// if there is one) and delivers the frames that come out, removing them
-// from pending. Images of unwanted access units at position 0 (see pad)
-// are dropped.
-func (r *Renderer) decode(ctx context.Context, ffmpeg string, k decoderKind, stream []byte, aus []auRef,
-	pending map[*want]bool, deliver func(*want, *cacheEntry)) decodeResult {
+// decode gives a decoder of kind k (one started in advance if there is
+// one) the stream feed writes, and delivers the frames that come out,
+// removing them from f.pending. Images of an unwanted access unit at
+// position 0 (see pad) are dropped. It returns once the process has
+// exited and feed has returned.
+func (r *Renderer) decode(ctx context.Context, ffmpeg string, k decoderKind, feed func(io.Writer), f *fed,
+	deliver func(*want, *cacheEntry)) decodeResult {
 	d := r.spares.take(k)
 	if d != nil {
 		r.prestarted.Add(1)
@@ -225,8 +273,10 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, k decoderKind, str
 	})
 	defer stop()
 	began := time.Now()
+	fedAll := make(chan struct{})
 	go func() {
-		d.stdin.Write(stream) // an error is the process's end, seen below
+		defer close(fedAll)
+		feed(d.stdin) // a write error is the process's end, seen below
 		d.stdin.Close()
 	}()
 
@@ -274,27 +324,22 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, k decoderKind, str
 			mismatch = "an image came out without its position"
 			break
 		}
-		pos := np[1]
-		i := sort.Search(len(aus), func(i int) bool { return int64(aus[i].start) > pos }) - 1
-		if i < 0 || pos-int64(aus[i].start) >= slack {
-			mismatch = fmt.Sprintf("an image came out from byte %d, where no frame starts", pos)
+		wt, skip, why := f.take(np[1])
+		if why != "" {
+			mismatch = why
 			break
 		}
-		if i == 0 && aus[0].want == nil {
-			continue // the first key frame, not wanted (see pad)
+		if skip {
+			continue
 		}
-		if aus[i].want == nil || !pending[aus[i].want] {
-			mismatch = fmt.Sprintf("an image came out from byte %d, which is no wanted frame", pos)
-			break
-		}
-		wt := aus[i].want
-		delete(pending, wt)
 		r.decoded.Add(1)
 		deliver(wt, &cacheEntry{key: wt.key, data: img})
 	}
 	io.Copy(io.Discard, d.stdout)
 	<-logDone
 	werr := d.cmd.Wait()
+	<-fedAll
+	pending := f.pending
 	if len(pending) == 0 && mismatch == "" {
 		return decodeResult{}
 	}
@@ -325,6 +370,28 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, k decoderKind, str
 	}
 	res.why = why
 	return res
+}
+
+// take removes from pending the wanted frame whose access unit starts at
+// pos (give or take slack) and returns it; or skip for the first access
+// unit when it is not wanted (see pad); or why the image matches no
+// pending frame.
+func (f *fed) take(pos int64) (wt *want, skip bool, why string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	aus := f.aus
+	i := sort.Search(len(aus), func(i int) bool { return int64(aus[i].start) > pos }) - 1
+	switch {
+	case i < 0 || pos-int64(aus[i].start) >= slack:
+		return nil, false, fmt.Sprintf("an image came out from byte %d, where no frame starts", pos)
+	case i == 0 && aus[0].want == nil:
+		return nil, true, ""
+	case aus[i].want == nil || !f.pending[aus[i].want]:
+		return nil, false, fmt.Sprintf("an image came out from byte %d, which is no wanted frame", pos)
+	}
+	wt = aus[i].want
+	delete(f.pending, wt)
+	return wt, false, ""
 }
 
 // showinfoPos reads the frame count (n, from 0) and the pos field of a

@@ -384,9 +384,10 @@ func (r *Renderer) Render(ctx context.Context, spec Spec, reqs []Request) ([]Res
 		for end < len(gops) && gops[end].ti == gops[start].ti {
 			end++
 		}
-		n := len(batches)
-		batches = append(batches, split(gops[start:end], cap(r.slots))...)
-		used[spec.kind(gops[start].ti)] += len(batches) - n
+		for _, b := range split(gops[start:end], cap(r.slots)) {
+			batches = append(batches, b)
+			used[spec.kind(b)]++
+		}
 		start = end
 	}
 	var wg sync.WaitGroup

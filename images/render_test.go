@@ -701,7 +701,9 @@ exit $rc`)
 			}
 		}
 	}
-	render(Spec{Format: JPEG, Width: 80}, 0)
+	// (Not on key frames: a batch of key frames alone is a kind of its
+	// own, see decoderKind.keyOnly.)
+	render(Spec{Format: JPEG, Width: 80}, 200e6)
 	if st := r.Stats(); st.Processes != 2 || st.Prestarted != 0 {
 		t.Fatalf("first request: %+v, want 2 processes started for it", st)
 	}

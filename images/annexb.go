@@ -1,10 +1,13 @@
 package images
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 
+	"github.com/Eyevinn/mp4ff/avc"
+	"github.com/Eyevinn/mp4ff/hevc"
 	"github.com/kvsgate/kvsgate/fragments/mkv"
 )
 
@@ -73,6 +76,11 @@ type trackConfig struct {
 	// non-reference picture at this temporal sub-layer is not a
 	// reference of any picture.
 	maxTID int
+	// reorder is how many frames the decoder holds back before it
+	// outputs one, as the first SPS says (H.264: VUI
+	// max_num_reorder_frames, 0 without bitstream_restriction, as ffmpeg
+	// starts; H.265: sps_max_num_reorder_pics of the highest sub-layer).
+	reorder int
 }
 
 // parseTrack reads a track's codec private data.
@@ -90,7 +98,45 @@ func parseTrack(t *mkv.Track) (*trackConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: track %d (%s): %v", ErrUnsupported, t.Number, t.CodecID, err)
 	}
+	c.reorder = c.reorderDelay()
 	return c, nil
+}
+
+// reorderDelay reads the reorder delay from the first SPS; 2 if it does
+// not parse (then warm-up, its only use, may fall short, which costs time,
+// not images).
+func (c *trackConfig) reorderDelay() int {
+	const unknown, most = 2, 16
+	var sps []byte
+	for rest := c.params; len(rest) > len(startCode); {
+		rest = rest[len(startCode):]
+		end := bytes.Index(rest, startCode)
+		if end < 0 {
+			end = len(rest)
+		}
+		nal := rest[:end]
+		rest = rest[end:]
+		if c.codec == codecHEVC && len(nal) > 0 && (nal[0]>>1)&0x3f == 33 ||
+			c.codec == codecH264 && len(nal) > 0 && nal[0]&0x1f == 7 {
+			sps = nal
+			break
+		}
+	}
+	if c.codec == codecHEVC {
+		s, err := hevc.ParseSPSNALUnit(sps)
+		if err != nil || len(s.SubLayeringOrderingInfos) == 0 {
+			return unknown
+		}
+		return min(int(s.SubLayeringOrderingInfos[len(s.SubLayeringOrderingInfos)-1].MaxNumReorderPics), most)
+	}
+	s, err := avc.ParseSPSNALUnit(sps, true)
+	switch {
+	case err != nil:
+		return unknown
+	case s.VUI == nil || !s.VUI.BitstreamRestrictionFlag:
+		return 0
+	}
+	return min(int(s.VUI.MaxNumReorderFrames), most)
 }
 
 // parseAVCC reads an AVCDecoderConfigurationRecord (ISO/IEC 14496-15 5.3.3.1).
@@ -268,6 +314,24 @@ func (c *trackConfig) pad(dst []byte, wanted bool) []byte {
 		dst = append(dst, 0xff) // ff_byte
 	}
 	return append(dst, 0x80)
+}
+
+// warmable reports whether a key frame's access unit (Annex B) may warm a
+// decoder (see decoder.warm): for H.264 only an IDR picture, which starts
+// a new sequence however often it is repeated; any other key frame (an I
+// picture of an open GOP) would repeat frame_num and picture order count,
+// and ffmpeg may then drop a copy or the request's next frame. For H.265
+// every key frame, since an end-of-sequence NAL unit comes before each.
+func (c *trackConfig) warmable(au []byte) bool {
+	if c.codec == codecHEVC {
+		return true
+	}
+	for i := 0; i+3 < len(au); i++ {
+		if au[i] == 0 && au[i+1] == 0 && au[i+2] == 1 && au[i+3]&0x9f == 5 {
+			return true
+		}
+	}
+	return false
 }
 
 // appendAU appends a sample as an Annex B access unit: an access unit

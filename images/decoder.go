@@ -74,12 +74,65 @@ func (k decoderKind) args() []string {
 	return append(append(args, out...), "pipe:1")
 }
 
-// decoder is a started ffmpeg process that has not been given its input.
+// decoder is a started ffmpeg process that has not been given its batch.
 type decoder struct {
 	cmd            *exec.Cmd
 	stdin          io.WriteCloser
 	stdout, stderr io.ReadCloser
 	expire         *time.Timer // while it waits among the spares
+
+	// A warmed decoder (see warm) has been given a warm-up stream: cont
+	// is how many bytes of the batch's first access unit it ends with,
+	// base the position in the input where that access unit starts, and
+	// warmed is closed once the warm-up stream is written.
+	base   int64
+	cont   int
+	warmed chan struct{}
+}
+
+// warmup is a key frame to warm decoders of a key-only kind with: its
+// access unit as feed writes it (parameter sets included), of a track
+// with cfg.
+type warmup struct {
+	cfg *trackConfig
+	au  []byte
+}
+
+// A decoder's first image costs some 40 ms more than the next ones, even
+// when the process was started in advance: ffmpeg probes its input, sets
+// up the decoder, the scaler and the encoder and faults in their buffers
+// when the first frame comes. A decoder of key frames alone (keyOnly) can
+// be given a key frame of the kind's last track before the request, as
+// many times as it holds frames back plus one, so that one image comes out
+// and all of that is done in advance. The image (at position 0, before
+// base) is read and dropped with the batch's images. The warm-up ends
+// with the first bytes of the next access unit (the trailer: the
+// delimiter for H.264, the end-of-sequence NAL unit for H.265), without
+// which ffmpeg's parser would hold the last copy until the batch comes;
+// the batch's stream starts with those bytes, and they are not written
+// again. The frames it holds back are off the grid, so they are not
+// selected when the batch's frames push them out.
+func (d *decoder) warm(w *warmup) {
+	c := w.cfg
+	trailer := audH264
+	if c.codec == codecHEVC {
+		trailer = eosHEVC
+	}
+	stream := append([]byte(nil), w.au...)
+	for range c.reorder {
+		stream = c.pad(stream, false)
+		if c.codec == codecHEVC {
+			stream = append(stream, eosHEVC...)
+		}
+		stream = append(stream, w.au...)
+	}
+	stream = append(c.pad(stream, true), trailer...)
+	d.base, d.cont = int64(len(stream)-len(trailer)), len(trailer)
+	d.warmed = make(chan struct{})
+	go func() {
+		defer close(d.warmed)
+		d.stdin.Write(stream) // an error is the process's end, seen when it is used
+	}()
 }
 
 // startDecoder starts a decoder of a kind.
@@ -126,6 +179,7 @@ type spares struct {
 	mu     sync.Mutex
 	kinds  []decoderKind // most recent first
 	ready  map[decoderKind][]*decoder
+	warm   map[decoderKind]*warmup // the last key frame of each key-only kind
 	closed bool
 }
 
@@ -133,7 +187,7 @@ func newSpares(per int, idle time.Duration) *spares {
 	if per <= 0 {
 		return nil
 	}
-	return &spares{per: per, idle: idle, ready: map[decoderKind][]*decoder{}}
+	return &spares{per: per, idle: idle, ready: map[decoderKind][]*decoder{}, warm: map[decoderKind]*warmup{}}
 }
 
 // take returns a waiting decoder of kind k, or nil.
@@ -153,9 +207,20 @@ func (s *spares) take(k decoderKind) *decoder {
 	return d
 }
 
+// warmWith makes w the key frame that decoders of the key-only kind k
+// started from now on are warmed with.
+func (s *spares) warmWith(k decoderKind, w *warmup) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	s.warm[k] = w
+	s.mu.Unlock()
+}
+
 // fill makes k the most recently used kind and starts decoders of it
-// until n (at most per) wait. Decoders of kinds no longer among the last
-// maxSpareKinds are stopped.
+// until n (at most per) wait, warmed if k is key-only (see warm).
+// Decoders of kinds no longer among the last maxSpareKinds are stopped.
 func (s *spares) fill(ffmpeg string, k decoderKind, n int) {
 	if s == nil {
 		return
@@ -173,10 +238,12 @@ func (s *spares) fill(ffmpeg string, k decoderKind, n int) {
 		for _, old := range s.kinds[maxSpareKinds:] {
 			stale = append(stale, s.ready[old]...)
 			delete(s.ready, old)
+			delete(s.warm, old)
 		}
 		s.kinds = s.kinds[:maxSpareKinds]
 	}
 	missing := n - len(s.ready[k])
+	w := s.warm[k]
 	s.mu.Unlock()
 	for _, d := range stale {
 		d.expire.Stop()
@@ -186,6 +253,9 @@ func (s *spares) fill(ffmpeg string, k decoderKind, n int) {
 		d, err := startDecoder(ffmpeg, k)
 		if err != nil {
 			return
+		}
+		if w != nil && k.keyOnly {
+			d.warm(w)
 		}
 		s.mu.Lock()
 		if s.closed || len(s.ready[k]) >= s.per || !slices.Contains(s.kinds, k) {

@@ -2,6 +2,7 @@ package images
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -63,6 +64,7 @@ type fed struct {
 	mu      sync.Mutex
 	aus     []auRef // in stream order
 	pending map[*want]bool
+	first   []byte // the first access unit, a key frame (set before it is written; see warmup)
 }
 
 // fail delivers a failure for those of wts still pending.
@@ -89,7 +91,11 @@ func (r *Renderer) runBatch(ctx context.Context, ffmpeg string, spec Spec, batch
 			f.pending[wt] = true
 		}
 	}
-	res := r.decode(ctx, ffmpeg, spec.kind(batch), func(w io.Writer) { r.feed(batch, f, w, deliver) }, f, deliver)
+	k := spec.kind(batch)
+	res := r.decode(ctx, ffmpeg, k, func(w io.Writer, cont int) { r.feed(batch, f, w, cont, deliver) }, f, deliver)
+	if cfg := batch[0].ti.cfg; k.keyOnly && f.first != nil && cfg.warmable(f.first) {
+		r.spares.warmWith(k, &warmup{cfg: cfg, au: bytes.Clone(f.first)})
+	}
 	// Frames of more than one GOP missing after a failure that may be the
 	// media's: each of those GOPs again, alone, for what is missing.
 	pending := f.pending
@@ -128,8 +134,9 @@ func (r *Renderer) runBatch(ctx context.Context, ffmpeg string, spec Spec, batch
 // read, so that the decoder works on the first GOPs while the next are
 // read. A GOP's access units are recorded in f before its bytes are
 // written. Frames that cannot be fed fail here. It stops at the first
-// write error (the decoder is gone).
-func (r *Renderer) feed(batch []*gop, f *fed, w io.Writer, deliver func(*want, *cacheEntry)) {
+// write error (the decoder is gone). If cont > 0 the decoder was warmed
+// (see decoder.warm) and has the first cont bytes of the stream already.
+func (r *Renderer) feed(batch []*gop, f *fed, w io.Writer, cont int, deliver func(*want, *cacheEntry)) {
 	ti := batch[0].ti
 	var stream []byte // all of it so far: positions are offsets in it
 	for _, g := range batch {
@@ -143,6 +150,9 @@ func (r *Renderer) feed(batch []*gop, f *fed, w io.Writer, deliver func(*want, *
 			wanted[wt.sample] = wt
 		}
 		written := len(stream)
+		if written == 0 {
+			written = cont
+		}
 		var aus []auRef
 		samples := g.frag.Samples
 		keyPTS := samples[g.key].PTS
@@ -173,7 +183,7 @@ func (r *Renderer) feed(batch []*gop, f *fed, w io.Writer, deliver func(*want, *
 			// unit before it: ffmpeg's parser starts access units there.
 			stream = ti.cfg.pad(stream, wt != nil)
 			start := len(stream)
-			if i == g.key && start > 0 && ti.cfg.codec == codecHEVC {
+			if i == g.key && (start > 0 || cont > 0) && ti.cfg.codec == codecHEVC {
 				stream = append(stream, eosHEVC...)
 			}
 			stream = ti.cfg.appendAU(stream, b, i == g.key)
@@ -183,6 +193,16 @@ func (r *Renderer) feed(batch []*gop, f *fed, w io.Writer, deliver func(*want, *
 			continue
 		}
 		f.mu.Lock()
+		if f.first == nil {
+			end := len(stream)
+			if len(aus) > 1 {
+				end = aus[1].start
+			}
+			f.first = stream[:end:end] // never written to again
+			if ti.cfg.codec == codecHEVC && cont > 0 {
+				f.first = f.first[len(eosHEVC):]
+			}
+		}
 		f.aus = append(f.aus, aus...)
 		f.mu.Unlock()
 		r.fed.Add(int64(len(aus)))
@@ -246,7 +266,7 @@ type decodeResult struct {
 // removing them from f.pending. Images of an unwanted access unit at
 // position 0 (see pad) are dropped. It returns once the process has
 // exited and feed has returned.
-func (r *Renderer) decode(ctx context.Context, ffmpeg string, k decoderKind, feed func(io.Writer), f *fed,
+func (r *Renderer) decode(ctx context.Context, ffmpeg string, k decoderKind, feed func(w io.Writer, cont int), f *fed,
 	deliver func(*want, *cacheEntry)) decodeResult {
 	d := r.spares.take(k)
 	if d != nil {
@@ -276,7 +296,10 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, k decoderKind, fee
 	fedAll := make(chan struct{})
 	go func() {
 		defer close(fedAll)
-		feed(d.stdin) // a write error is the process's end, seen below
+		if d.warmed != nil {
+			<-d.warmed
+		}
+		feed(d.stdin, d.cont) // a write error is the process's end, seen below
 		d.stdin.Close()
 	}()
 
@@ -324,7 +347,7 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, k decoderKind, fee
 			mismatch = "an image came out without its position"
 			break
 		}
-		wt, skip, why := f.take(np[1])
+		wt, skip, why := f.take(np[1] - d.base)
 		if why != "" {
 			mismatch = why
 			break
@@ -374,9 +397,12 @@ func (r *Renderer) decode(ctx context.Context, ffmpeg string, k decoderKind, fee
 
 // take removes from pending the wanted frame whose access unit starts at
 // pos (give or take slack) and returns it; or skip for the first access
-// unit when it is not wanted (see pad); or why the image matches no
-// pending frame.
+// unit when it is not wanted (see pad) and for the warm-up's image (before
+// 0, see decoder.warm); or why the image matches no pending frame.
 func (f *fed) take(pos int64) (wt *want, skip bool, why string) {
+	if pos < 0 {
+		return nil, true, ""
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	aus := f.aus

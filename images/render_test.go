@@ -733,3 +733,69 @@ exit $rc`)
 	render(Spec{Format: JPEG, Width: 80}, 0)
 	waitFor(t, "the waiting decoders to stop when idle", func() bool { return r2.Stats().Waiting == 0 && running() == 0 })
 }
+
+// TestRenderWarm: after a request of key frames alone, the decoders that
+// wait for the next one have been given one of its key frames (as many
+// times as the stream holds frames back, plus one), and the next request
+// of that kind gets the right frames from them, in H.264 and H.265 (both
+// with B-frames, so held-back warm-up frames come out among the
+// request's), also for a track with another SPS.
+func TestRenderWarm(t *testing.T) {
+	for _, enc := range []string{"h264", "hevc"} {
+		t.Run(enc, func(t *testing.T) {
+			dir := t.TempDir()
+			frags := indexFragments(t, dir, enc, 4)
+			if ti := newTestRenderer(t, Config{}).track(frags[0].Header); ti.err != nil || ti.cfg.reorder < 1 {
+				t.Fatalf("track %+v: want a reorder delay of at least 1 (B-frames)", ti)
+			}
+			r := newTestRenderer(t, Config{Concurrency: 2, PrestartIdle: time.Hour, CacheBytes: -1})
+			spec := Spec{Format: JPEG, Width: 80}
+			render := func(frags []*Fragment, fps int, what string) {
+				t.Helper()
+				var reqs []Request
+				for _, f := range frags {
+					reqs = append(reqs, Request{Frag: f, Sample: FrameAt(f.Samples, 0)})
+				}
+				res, err := r.Render(context.Background(), spec, reqs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, rs := range res {
+					if rs.Err != nil {
+						t.Fatalf("%s: image %d: %v", what, i, rs.Err)
+					}
+					if got := readIndex(decodeImage(t, rs.Image)); got != fps*i {
+						t.Fatalf("%s: image %d shows frame %d, want %d", what, i, got, fps*i)
+					}
+				}
+			}
+			warmed := func() int {
+				r.spares.mu.Lock()
+				defer r.spares.mu.Unlock()
+				n := 0
+				for k, list := range r.spares.ready {
+					for _, d := range list {
+						if k.keyOnly && d.warmed != nil && d.base > 0 && d.base%grid == 0 {
+							n++
+						}
+					}
+				}
+				return n
+			}
+			render(frags, 10, "first request")
+			waitFor(t, "2 warmed decoders waiting", func() bool { return warmed() == 2 })
+			render(frags, 10, "from warmed decoders")
+			if st := r.Stats(); st.Processes != 4 || st.Prestarted != 2 || st.Images != 8 {
+				t.Fatalf("%+v, want the 2 warmed decoders used, 8 images", st)
+			}
+			// Another track of the same kind (5 fps: another SPS).
+			waitFor(t, "2 warmed decoders waiting again", func() bool { return warmed() == 2 })
+			ts := newTestStore(t)
+			ts.put(t, readFile(t, makeIndexMKV(t, dir, "idx5.mkv", enc, 5, 0, 3)))
+			render(ts.fragments(t), 5, "another track")
+			if st := r.Stats(); st.Prestarted != 4 {
+				t.Fatalf("%+v, want the warmed decoders used", st)
+			}
+		})
+	}
+}

@@ -285,3 +285,36 @@ func TestPad(t *testing.T) {
 		}
 	}
 }
+
+// TestWarmable: an H.264 key frame warms decoders only if it is an IDR
+// picture (an open GOP's I picture repeated would repeat its frame_num and
+// picture order count); an H.265 one always (an end-of-sequence NAL unit
+// comes before each copy).
+func TestWarmable(t *testing.T) {
+	h264 := &trackConfig{codec: codecH264}
+	au := func(nals ...byte) []byte {
+		b := append([]byte(nil), audH264...)
+		for _, n := range nals {
+			b = append(b, 0, 0, 0, 1, n, 0x88, 0x84, 0x21)
+		}
+		return b
+	}
+	for _, c := range []struct {
+		au   []byte
+		want bool
+	}{
+		{au(0x67, 0x68, 0x65), true},  // SPS, PPS, IDR slice
+		{au(0x67, 0x68, 0x25), true},  // IDR slice, nal_ref_idc 1
+		{au(0x67, 0x68, 0x41), false}, // non-IDR I slice (open GOP)
+		{au(0x06, 0x41), false},       // SEI (recovery point), non-IDR slice
+		{au(0x67, 0x68, 0xe5), false}, // forbidden_zero_bit set
+		{audH264, false},
+	} {
+		if got := h264.warmable(c.au); got != c.want {
+			t.Errorf("warmable(% x) = %v, want %v", c.au, got, c.want)
+		}
+	}
+	if !(&trackConfig{codec: codecHEVC}).warmable(append(append([]byte(nil), audHEVC...), 0, 0, 0, 1, 0x2a, 0x01)) {
+		t.Error("an H.265 CRA key frame is not warmable")
+	}
+}

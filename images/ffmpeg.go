@@ -65,6 +65,7 @@ type fed struct {
 	aus     []auRef // in stream order
 	pending map[*want]bool
 	first   []byte // the first access unit, a key frame (set before it is written; see warmup)
+	firstOK bool   // whose image came out
 }
 
 // fail delivers a failure for those of wts still pending.
@@ -93,7 +94,9 @@ func (r *Renderer) runBatch(ctx context.Context, ffmpeg string, spec Spec, batch
 	}
 	k := spec.kind(batch)
 	res := r.decode(ctx, ffmpeg, k, func(w io.Writer, cont int) { r.feed(batch, f, w, cont, deliver) }, f, deliver)
-	if cfg := batch[0].ti.cfg; k.keyOnly && f.first != nil && cfg.warmable(f.first) {
+	// A key frame whose image did not come out (garbage, say) would make
+	// every warm-up fail, or crash it.
+	if cfg := batch[0].ti.cfg; k.keyOnly && f.firstOK && cfg.warmable(f.first) {
 		r.spares.warmWith(k, &warmup{cfg: cfg, au: bytes.Clone(f.first)})
 	}
 	// Frames of more than one GOP missing after a failure that may be the
@@ -417,6 +420,7 @@ func (f *fed) take(pos int64) (wt *want, skip bool, why string) {
 	}
 	wt = aus[i].want
 	delete(f.pending, wt)
+	f.firstOK = f.firstOK || i == 0
 	return wt, false, ""
 }
 

@@ -799,3 +799,46 @@ func TestRenderWarm(t *testing.T) {
 		})
 	}
 }
+
+// TestRenderWarmNotFromGarbage: a key frame whose image did not come out
+// (garbage) does not become the warm-up of the kind; a good one does.
+func TestRenderWarmNotFromGarbage(t *testing.T) {
+	dir := t.TempDir()
+	ts := newTestStore(t)
+	ts.put(t, corruptFrames(t, readFile(t, makeIndexMKV(t, dir, "idx.mkv", "h264", 10, 0, 3)), []int{0}, true))
+	frags := ts.fragments(t)
+	r := newTestRenderer(t, Config{Concurrency: 1, PrestartIdle: time.Hour})
+	warm := func() *warmup {
+		r.spares.mu.Lock()
+		defer r.spares.mu.Unlock()
+		for k, w := range r.spares.warm {
+			if k.keyOnly {
+				return w
+			}
+		}
+		return nil
+	}
+	render := func(frags []*Fragment, width int) []Result {
+		var reqs []Request
+		for _, f := range frags {
+			reqs = append(reqs, Request{Frag: f, Sample: FrameAt(f.Samples, 0)})
+		}
+		res, err := r.Render(context.Background(), Spec{Format: JPEG, Width: width}, reqs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	// One batch (one process), whose first key frame is garbage.
+	res := render(frags, 64)
+	if !errors.Is(res[0].Err, ErrMedia) || res[1].Err != nil || res[2].Err != nil {
+		t.Fatalf("results %v, %v, %v: want the garbage one ErrMedia, the others images", res[0].Err, res[1].Err, res[2].Err)
+	}
+	if w := warm(); w != nil {
+		t.Fatal("the garbage key frame became the warm-up")
+	}
+	render(frags[1:], 48) // (another size: not from the cache)
+	if w := warm(); w == nil {
+		t.Fatal("a good key frame did not become the warm-up")
+	}
+}

@@ -2,6 +2,7 @@ package images
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -243,6 +244,34 @@ func FuzzAnnexB(f *testing.F) {
 		if !bytes.HasPrefix(out, []byte{0, 0, 0, 1}) {
 			t.Fatal("no start code")
 		}
+	})
+}
+
+// FuzzParseTrack: any codec private data parses or fails with
+// ErrUnsupported, never panics; a track that parses has a reorder delay
+// between 0 and 16 (read from its SPS by mp4ff, which sees hostile bytes
+// here first), and any bytes may be asked whether they warm a decoder.
+func FuzzParseTrack(f *testing.F) {
+	// testdata/fuzz/FuzzParseTrack: x264's avcC and x265's hvcC of 64x64
+	// streams with 2 B-frames.
+	f.Add([]byte{1, 0x64, 0, 0x0a, 0xff, 0xe1, 0, 0}, false)
+	f.Fuzz(func(t *testing.T, private []byte, hevc bool) {
+		tr := &mkv.Track{Number: 1, CodecID: "V_MPEG4/ISO/AVC", CodecPrivate: private}
+		if hevc {
+			tr.CodecID = "V_MPEGH/ISO/HEVC"
+		}
+		c, err := parseTrack(tr)
+		if err != nil {
+			if !errors.Is(err, ErrUnsupported) {
+				t.Fatalf("error %v does not wrap ErrUnsupported", err)
+			}
+			return
+		}
+		if c.reorder < 0 || c.reorder > 16 {
+			t.Fatalf("reorder delay %d", c.reorder)
+		}
+		c.warmable(private)
+		c.warmable(c.params)
 	})
 }
 

@@ -58,6 +58,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzOpen -fuzztime 30s ./session/
 	$(GO) test -run '^$$' -fuzz FuzzAnnexB -fuzztime 30s ./images/
 	$(GO) test -run '^$$' -fuzz FuzzParseTrack -fuzztime 30s ./images/
+	$(GO) test -run '^$$' -fuzz FuzzParseSPS -fuzztime 30s ./hls/
 	$(GO) test -run '^$$' -fuzz FuzzParseConfig -fuzztime 30s ./cmd/kvsgate/
 	for f in FuzzParseAuthorization FuzzJSONBodies FuzzFragmentToken FuzzParseEpoch FuzzImagesToken FuzzSessionQuery FuzzConsoleRequest; do \
 		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 30s ./web/ || exit 1; \

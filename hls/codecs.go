@@ -208,7 +208,7 @@ func parseCodecPrivate(t *mkv.Track) (*codecConfig, error) {
 		if err != nil {
 			return nil, invalid(err)
 		}
-		sps, err := parseSafely(func() (*avc.SPS, error) { return avc.ParseSPSNALUnit(c.sps[0], true) })
+		sps, err := ParseAVCSPS(c.sps[0])
 		if err != nil {
 			return nil, invalid(fmt.Errorf("SPS: %w", err))
 		}
@@ -222,7 +222,7 @@ func parseCodecPrivate(t *mkv.Track) (*codecConfig, error) {
 		if err != nil {
 			return nil, invalid(err)
 		}
-		sps, err := parseSafely(func() (*hevc.SPS, error) { return hevc.ParseSPSNALUnit(c.sps[0]) })
+		sps, err := ParseHEVCSPS(c.sps[0])
 		if err != nil {
 			return nil, invalid(fmt.Errorf("SPS: %w", err))
 		}

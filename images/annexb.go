@@ -6,9 +6,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/Eyevinn/mp4ff/avc"
-	"github.com/Eyevinn/mp4ff/hevc"
 	"github.com/kvsgate/kvsgate/fragments/mkv"
+	"github.com/kvsgate/kvsgate/hls"
 )
 
 // The decoder is fed an elementary stream in Annex B (start codes), which
@@ -123,13 +122,13 @@ func (c *trackConfig) reorderDelay() int {
 		}
 	}
 	if c.codec == codecHEVC {
-		s, err := hevc.ParseSPSNALUnit(sps)
+		s, err := hls.ParseHEVCSPS(sps)
 		if err != nil || len(s.SubLayeringOrderingInfos) == 0 {
 			return unknown
 		}
 		return min(int(s.SubLayeringOrderingInfos[len(s.SubLayeringOrderingInfos)-1].MaxNumReorderPics), most)
 	}
-	s, err := avc.ParseSPSNALUnit(sps, true)
+	s, err := hls.ParseAVCSPS(sps)
 	switch {
 	case err != nil:
 		return unknown

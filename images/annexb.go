@@ -1,7 +1,6 @@
 package images
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -97,30 +96,14 @@ func parseTrack(t *mkv.Track) (*trackConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: track %d (%s): %v", ErrUnsupported, t.Number, t.CodecID, err)
 	}
-	c.reorder = c.reorderDelay()
 	return c, nil
 }
 
-// reorderDelay reads the reorder delay from the first SPS; 2 if it does
-// not parse (then warm-up, its only use, may fall short, which costs time,
-// not images).
-func (c *trackConfig) reorderDelay() int {
+// reorderDelay reads the reorder delay from the track's first SPS; 2 if
+// it does not parse (then warm-up, its only use, may fall short, which
+// costs time, not images).
+func (c *trackConfig) reorderDelay(sps []byte) int {
 	const unknown, most = 2, 16
-	var sps []byte
-	for rest := c.params; len(rest) > len(startCode); {
-		rest = rest[len(startCode):]
-		end := bytes.Index(rest, startCode)
-		if end < 0 {
-			end = len(rest)
-		}
-		nal := rest[:end]
-		rest = rest[end:]
-		if c.codec == codecHEVC && len(nal) > 0 && (nal[0]>>1)&0x3f == 33 ||
-			c.codec == codecH264 && len(nal) > 0 && nal[0]&0x1f == 7 {
-			sps = nal
-			break
-		}
-	}
 	if c.codec == codecHEVC {
 		s, err := hls.ParseHEVCSPS(sps)
 		if err != nil || len(s.SubLayeringOrderingInfos) == 0 {
@@ -169,6 +152,9 @@ func parseAVCC(b []byte) (*trackConfig, error) {
 			nal := r[2 : 2+l]
 			switch typ := nal[0] & 0x1f; {
 			case set == 0 && typ == 7:
+				if sps == 0 {
+					c.reorder = c.reorderDelay(nal)
+				}
 				sps++
 			case set == 1 && typ == 8:
 				pps++
@@ -218,9 +204,12 @@ func parseHVCC(b []byte) (*trackConfig, error) {
 			case 32:
 				vps++
 			case 33:
-				if sps == 0 && len(nal) >= 3 {
-					// sps_video_parameter_set_id u(4), sps_max_sub_layers_minus1 u(3)
-					c.maxTID = int(nal[2]>>1) & 7
+				if sps == 0 {
+					if len(nal) >= 3 {
+						// sps_video_parameter_set_id u(4), sps_max_sub_layers_minus1 u(3)
+						c.maxTID = int(nal[2]>>1) & 7
+					}
+					c.reorder = c.reorderDelay(nal)
 				}
 				sps++
 			case 34:

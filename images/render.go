@@ -255,7 +255,10 @@ func (r *Renderer) track(h *fragments.Header) *trackInfo {
 		}
 	}
 	if h != nil && h.ID != 0 {
-		r.tracks.Store(h.ID, ti)
+		// The first stored wins: batches group GOPs by this pointer, so
+		// requests racing here must all end up with the same one.
+		got, _ := r.tracks.LoadOrStore(h.ID, ti)
+		return got.(*trackInfo)
 	}
 	return ti
 }

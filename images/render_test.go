@@ -503,6 +503,30 @@ exit $rc`)
 	}
 }
 
+// TestTrackShared: requests racing to describe the same header all get
+// one *trackInfo, since batches group GOPs by it (two would split one
+// request's batches further and start more processes than needed).
+func TestTrackShared(t *testing.T) {
+	frags := indexFragments(t, t.TempDir(), "h264", 1)
+	for range 20 {
+		r := newTestRenderer(t, Config{})
+		got := make([]*trackInfo, 8)
+		var wg sync.WaitGroup
+		for i := range got {
+			wg.Go(func() { got[i] = r.track(frags[0].Header) })
+		}
+		wg.Wait()
+		for _, ti := range got[1:] {
+			if ti != got[0] {
+				t.Fatalf("one header described as %p and %p", got[0], ti)
+			}
+		}
+		if got[0] != r.track(frags[0].Header) {
+			t.Fatal("a later call gets another description")
+		}
+	}
+}
+
 // TestRenderDecoderCrash: a decoder that dies of a signal fails its
 // frames (not cached: it may not be the media's fault); the next call
 // decodes.
